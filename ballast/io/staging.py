@@ -1,0 +1,145 @@
+"""Validate: judge each landed file at the gate and stage the good rows, one transaction per file.
+
+Files are taken in dependency order (master data before the extracts that point into it), then
+by `as_of`. For each: parse the raw text (`ballast.models.parsing`), run the gate
+(`ballast.models.gates`), then write quarantine rows, staged rows (unless blocked) and the gate
+result together. Nothing already staged is touched, so a blocked file leaves the last good data
+in force.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import duckdb
+import polars as pl
+
+from ballast.io.warehouse import insert_frame, query_frame, snapshot_as_of, transaction
+from ballast.models.contract import EXTRACTS, VALIDATION_ORDER
+from ballast.models.gates import (
+    GateResult,
+    decide,
+    reconciliation_failures,
+    reference_failures,
+    schema_failures,
+    staleness,
+)
+from ballast.models.parsing import ROW, parse_extract
+from ballast.models.policy import Policy
+
+log = logging.getLogger(__name__)
+
+
+def pending_files(con: duckdb.DuckDBPyConnection) -> list[tuple[int, str, str, datetime, int]]:
+    """Landed files without a gate result: (file_id, extract, file_name, as_of, rows_rejected_at_ingest)."""
+    rows = con.execute(
+        """SELECT f.file_id, f.extract, f.file_name, f.as_of, f.rows_rejected FROM ingest_files f
+           LEFT JOIN gate_results g USING (file_id)
+           WHERE f.status = 'landed' AND g.file_id IS NULL"""
+    ).fetchall()
+    order = {name: i for i, name in enumerate(VALIDATION_ORDER)}
+    return sorted(rows, key=lambda r: (order[r[1]], r[3], r[0]))
+
+
+def validate_file(
+    con: duckdb.DuckDBPyConnection,
+    file_id: int,
+    extract_name: str,
+    file_name: str,
+    as_of: datetime,
+    ingest_rejects: int,
+    policy: Policy,
+    now: datetime,
+) -> GateResult:
+    """Gate one landed file and write its outcome (quarantine, staged rows, gate result) atomically."""
+    spec = EXTRACTS[extract_name]
+    raw = query_frame(con, f"SELECT * FROM raw_{spec.name} WHERE _file_id = ? ORDER BY _row", [file_id])
+    parsed = parse_extract(raw, spec)
+    failures = [parsed.failures, schema_failures(parsed.typed, spec)]
+    known = {
+        "sites": snapshot_as_of(con, "sites", as_of).get_column("site_id"),
+        "items": snapshot_as_of(con, "items", as_of).get_column("sku"),
+    }
+    lanes = snapshot_as_of(con, "lanes", as_of) if spec.name == "in_transit" else None
+    failures.append(reference_failures(parsed.typed, spec, known, lanes))
+    if spec.name == "book_inventory":
+        wms = snapshot_as_of(con, "inventory", as_of)
+        recon, compared = reconciliation_failures(parsed.typed, wms, policy.quality_gates.reconciliation_tolerance)
+        failures.append(recon)
+    all_failures = pl.concat(failures)
+    file_reasons: list[str] = []
+    stale = staleness(as_of, now, policy.staleness_budget(spec.name))
+    if stale:
+        file_reasons.append(stale)
+    if all_failures.filter(pl.col(ROW).is_null()).height:
+        file_reasons.extend(
+            f"{r['column']}: {r['rule']}" for r in all_failures.filter(pl.col(ROW).is_null()).iter_rows(named=True)
+        )
+    bad_rows = set(all_failures.get_column(ROW).drop_nulls().to_list())
+    rows_in = raw.height + ingest_rejects
+    rows_bad = len(bad_rows) + ingest_rejects
+    gate = policy.quality_gates.for_extract(spec.name)
+    outcome, reasons = decide(rows_in, rows_bad, gate.max_quarantine_share, file_reasons, spec.name)
+    if spec.name == "book_inventory" and outcome != "block":
+        recon_bad = recon.height
+        if compared and recon_bad / compared > policy.quality_gates.reconciliation_max_share:
+            outcome = "block"
+            reasons.append(
+                f"{recon_bad} of {compared} site×SKU pairs differ from WMS beyond "
+                f"{policy.quality_gates.reconciliation_tolerance:.0%} ({recon_bad / compared:.1%} > "
+                f"{policy.quality_gates.reconciliation_max_share:.0%}); rule: quality_gates.reconciliation"
+            )
+    staged = parsed.typed.filter(~pl.col(ROW).is_in(list(bad_rows)))
+    rows_staged = 0 if outcome == "block" else staged.height
+    quarantine = (
+        all_failures.join(raw.select(ROW, "_line"), on=ROW, how="left")
+        .rename({ROW: "row", "_line": "line"})
+        .with_columns(
+            pl.lit(file_id, pl.Int64).alias("file_id"),
+            pl.lit(spec.name).alias("extract"),
+            pl.lit(file_name).alias("file_name"),
+            pl.lit("validate").alias("stage"),
+            pl.lit(now).cast(pl.Datetime("us", "UTC")).alias("detected_at"),
+        )
+    )
+    result = GateResult(
+        file_id=file_id,
+        extract=spec.name,
+        file_name=file_name,
+        as_of=as_of,
+        rows_in=rows_in,
+        rows_staged=rows_staged,
+        rows_quarantined=rows_bad,
+        outcome=outcome,
+        reasons=tuple(reasons),
+    )
+    with transaction(con):
+        insert_frame(con, "quarantine", quarantine)
+        if outcome != "block":
+            insert_frame(
+                con,
+                f"stg_{spec.name}",
+                staged.with_columns(
+                    pl.lit(file_id, pl.Int64).alias("_file_id"),
+                    pl.lit(as_of).cast(pl.Datetime("us", "UTC")).alias("_as_of"),
+                ),
+            )
+        con.execute(
+            "INSERT INTO gate_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [file_id, spec.name, file_name, as_of, rows_in, rows_staged, rows_bad, outcome, result.reasons_json(), now],
+        )
+    log.info("gate %s %s: %s (%d in, %d staged, %d quarantined)", spec.name, file_name, outcome, rows_in,
+             rows_staged, rows_bad)
+    return result
+
+
+def validate_pending(
+    con: duckdb.DuckDBPyConnection, policy: Policy, now: datetime | None = None
+) -> list[GateResult]:
+    """Gate every landed file that has no gate result yet."""
+    now = now or datetime.now(UTC)
+    return [
+        validate_file(con, file_id, extract, name, as_of, rejects, policy, now)
+        for file_id, extract, name, as_of, rejects in pending_files(con)
+    ]
