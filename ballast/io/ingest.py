@@ -132,8 +132,11 @@ def read_csv_text(con: duckdb.DuckDBPyConnection, path: Path, extract: Extract) 
                store_rejects = true, encoding = 'utf-8', max_line_size = 1048576)""",
         params={"path": str(path), "cols": {name: "VARCHAR" for name in header}},
     ).pl()
+    # DuckDB may report several errors for one line (one per missing column): keep the first.
     errors = con.sql(
-        "SELECT line, column_name, error_type, csv_line, error_message FROM reject_errors ORDER BY line"
+        """SELECT line, first(column_name ORDER BY column_idx), first(error_type ORDER BY column_idx),
+                  first(csv_line ORDER BY column_idx), first(error_message ORDER BY column_idx)
+           FROM reject_errors GROUP BY line ORDER BY line"""
     ).fetchall()
     reject_lines = sorted({int(e[0]) for e in errors})
     # DuckDB keeps the order of good rows; each takes the next line number not used by a reject.
@@ -324,9 +327,12 @@ def ingest_file(
         read = read_csv_text(con, path, extract) if name.fmt == "csv" else read_parquet_text(path, extract)
         records = read.rows.height + read.rejects.height
         if records != manifest.rows:
+            unreadable = "; ".join(
+                f"line {r['line']}: {r['rule']}" for r in read.rejects.head(3).iter_rows(named=True)
+            )
             raise FileRejected(
                 f"{path.name}: manifest declares {manifest.rows} data rows, the file holds {records} "
-                f"({read.rejects.height} unreadable); rule: landing:row_count"
+                f"({read.rejects.height} unreadable{': ' + unreadable if unreadable else ''}); rule: landing:row_count"
             )
     except FileRejected as exc:
         file_id = _record_rejected(con, path, extract.name, sha, name.fmt, name.as_of, str(exc), now, declared)

@@ -150,6 +150,13 @@ class Policy(_Strict):
     )
     safety_stock_shortfall_penalty_per_unit: float = Field(2.0, ge=0)
     unmet_demand: Literal["lost_sales", "backorders"] = "lost_sales"
+    backorder_daily_penalty_share: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="backorders: each day a unit waits costs this share of its shortage penalty; "
+        "a unit still waiting at the horizon's end costs the full penalty as well",
+    )
     safety_stock_method: Literal["quantile", "normal"] = "quantile"
     freeze_window_days: int = Field(1, ge=0)
     approval: Approval = Approval()
@@ -161,6 +168,9 @@ class Policy(_Strict):
     staleness_budget_hours: dict[str, float] = Field(default_factory=dict)
     quality_gates: QualityGates = QualityGates()
     solver: Solver = Solver()
+    negotiation_max_rounds: int = Field(
+        3, ge=0, description="coordinator re-solves after agents reject parts of a plan (0: no negotiation)"
+    )
     fallback: Fallback = Fallback()
     latency_budgets_seconds: LatencyBudgets = LatencyBudgets()
     forecasting: Forecasting = Forecasting()

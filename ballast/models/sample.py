@@ -203,22 +203,22 @@ def _items(spec: SampleSpec) -> _Items:
     offset = int(_rng(spec.seed, "patterns").integers(len(_PATTERN_CYCLE)))
     sku = [f"SKU-{i:05d}" for i in range(1, n + 1)]
     pattern = np.array([_PATTERN_CYCLE[(i + offset) % len(_PATTERN_CYCLE)] for i in range(n)], np.int8)
-    draws = np.empty((n, 12))
+    u = np.empty((12, n))  # uniforms, one row per attribute below
+    z = np.empty((2, n))  # standard normals for the log-normal attributes
     for i, s in enumerate(sku):
-        draws[i] = _rng(spec.seed, "item", s).random(12)
-    u = draws.T  # 12 uniform rows, each mapped to one attribute below
+        rng = _rng(spec.seed, "item", s)
+        u[:, i] = rng.random(12)
+        z[:, i] = rng.standard_normal(2)
 
     def lognormal(col: NDArray[np.float64], median: float, sigma: float) -> NDArray[np.float64]:
-        z = np.sqrt(2) * _erfinv(2 * np.clip(col, 1e-9, 1 - 1e-9) - 1)
-        return median * np.exp(sigma * z)
+        return median * np.exp(sigma * col)
 
-    continuous_rate = {SMOOTH: 3 + lognormal(u[0], 5, 0.8), TREND: 2 + lognormal(u[0], 4, 0.8)}
     rate = np.select(
         [pattern == SMOOTH, pattern == TREND, pattern == PROMO, pattern == INTERMITTENT, pattern == LUMPY],
         [
-            continuous_rate[SMOOTH],
-            continuous_rate[TREND],
-            2 + lognormal(u[0], 4, 0.7),
+            3 + lognormal(z[0], 5, 0.8),
+            2 + lognormal(z[0], 4, 0.8),
+            2 + lognormal(z[0], 4, 0.7),
             0.08 + 0.32 * u[0],  # ADI 2.5-12: clearly intermittent
             0.04 + 0.26 * u[0],
         ],
@@ -227,11 +227,11 @@ def _items(spec: SampleSpec) -> _Items:
     growth = np.where(pattern == TREND, np.where(u[2] < 2 / 3, 1, -1) * (0.3 + 0.4 * u[3]), 0.0)
     season_amp = np.where(pattern == SMOOTH, 0.15 + 0.25 * u[4], 0.15 * u[4])
     season_phase = 365.25 * u[5]
-    unit_cost = np.maximum(0.5, np.round(lognormal(u[6], 12, 0.9), 2))
+    unit_cost = np.maximum(0.5, np.round(lognormal(z[1], 12, 0.9), 2))
     margin = 1.3 + u[7]
     unit_price = np.where(u[8] < 0.01, np.nan, np.round(unit_cost * margin, 2))
     holding = np.round(unit_cost * (0.20 + 0.05 * u[9]) / 365, 6)
-    volume = np.maximum(0.05, np.round(lognormal(u[10], 2.5, 0.9), 3))
+    volume = np.round(0.5 * np.exp(u[10] * np.log(24.0)), 3)  # log-uniform, 0.5-12 litres
     shelf_life = np.where(u[11] < spec.perishable_share, 30 + np.floor(u[11] / spec.perishable_share * 91), 0)
     promo = {
         i: _promo_calendar(_rng(spec.seed, "promo", sku[i]), spec.history_days)
@@ -252,23 +252,6 @@ def _items(spec: SampleSpec) -> _Items:
         shelf_life=shelf_life.astype(np.int64),
         promo=promo,
     )
-
-
-def _erfinv(y: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Inverse error function (Giles' approximation, |error| < 4e-9), to map uniforms to normals."""
-    w = -np.log((1.0 - y) * (1.0 + y))
-    small = w < 5.0
-    ws = w - 2.5
-    p_small = 2.81022636e-08
-    for c in (3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087, -0.00125372503,
-              -0.00417768164, 0.246640727, 1.50140941):  # fmt: skip
-        p_small = c + p_small * ws
-    wl = np.sqrt(np.maximum(w, 5.0)) - 3.0
-    p_large = -0.000200214257
-    for c in (0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773, -0.0076224613,
-              0.00943887047, 1.00167406, 2.83297682):  # fmt: skip
-        p_large = c + p_large * wl
-    return np.where(small, p_small, p_large) * y
 
 
 def sku_patterns(spec: SampleSpec) -> pl.DataFrame:
@@ -468,6 +451,13 @@ def _demand(spec: SampleSpec, sites: _Sites, items: _Items, carried: dict[int, N
 # inventory
 
 
+def _by_site(
+    site: NDArray[np.int32], sku: NDArray[np.int32], values: NDArray[np.float64]
+) -> dict[int, tuple[NDArray[np.int32], NDArray[np.float64]]]:
+    """(SKU indices, values) of each site, rows kept in order."""
+    return {int(s): (sku[site == s], values[site == s]) for s in np.unique(site)}
+
+
 @dataclass(frozen=True)
 class _Stock:
     site: NDArray[np.int32]  # one entry per site x SKU carried
@@ -479,11 +469,7 @@ class _Stock:
 def _stock(spec: SampleSpec, sites: _Sites, items: _Items, demand: _Demand) -> _Stock:
     """On-hand per site x SKU: days of cover x recent demand, deliberately out of balance."""
     parts: list[tuple[int, NDArray[np.int32], NDArray[np.float64], NDArray[np.float64]]] = []
-    by_site = {
-        s: (demand.pair_sku[m], demand.daily_ref[m])
-        for s in np.unique(demand.pair_site)
-        for m in [demand.pair_site == s]
-    }
+    by_site = _by_site(demand.pair_site, demand.pair_sku, demand.daily_ref)
     hubs = sites.of_kind("hub")
     for h in hubs:
         skus, ref = by_site.get(h, (np.empty(0, np.int32), np.empty(0)))
@@ -708,7 +694,7 @@ def _lanes(spec: SampleSpec, sites: _Sites, items: _Items, volume_flow: NDArray[
                 continue
             if cc[a] == cc[b]:
                 lanes.append(_lane(spec, ids[a], ids[b], "truck", (1, 1), (0.2, 0.5), volume_flow[b]))
-            elif a in firsts and b in firsts and _REGION.get(cc[a], "a") == _REGION.get(cc[b], "b"):
+            elif a in firsts and b in firsts and (region := _REGION.get(cc[a])) and region == _REGION.get(cc[b]):
                 lanes.append(_lane(spec, ids[a], ids[b], "truck", (2, 3), (0.35, 0.8), volume_flow[b]))
     keys = {(ln.origin, ln.destination, ln.mode) for ln in lanes}
     if FORBIDDEN_LANE not in keys:  # cannot happen with dcs >= 2 and hubs >= 5; kept as a guard
@@ -726,9 +712,7 @@ def _in_transit(
     """Open shipments on plant->DC and DC->hub lanes, sized to a few days of the destination's demand."""
     rng = _rng(spec.seed, "in-transit")
     kind = dict(zip(sites.site_id, sites.kind, strict=True))
-    by_site = {
-        sites.site_id[s]: (stock.sku[m], stock.daily_ref[m]) for s in np.unique(stock.site) for m in [stock.site == s]
-    }
+    by_site = {sites.site_id[s]: v for s, v in _by_site(stock.site, stock.sku, stock.daily_ref).items()}
     rows: dict[str, list[object]] = {k: [] for k in ("shipment_id", "origin", "destination", "sku", "qty", "ship_date", "eta")}
     number = 0
     for lane in lanes:
@@ -796,12 +780,15 @@ def conform(frame: pl.DataFrame, extract: str) -> pl.DataFrame:
 
 
 def _sites_frame(
-    spec: SampleSpec, sites: _Sites, site_volume: NDArray[np.float64], units_flow: NDArray[np.float64]
+    spec: SampleSpec,
+    sites: _Sites,
+    site_volume: NDArray[np.float64],
+    units_flow: NDArray[np.float64],
+    network_units: float,
 ) -> pl.DataFrame:
     """Storage capacity from the stock each site holds (tight hubs >= 90% full) and outbound rates."""
     hubs = sites.of_kind("hub")
     tight = set(_rng(spec.seed, "tight-hubs").choice(hubs, size=spec.tight_hubs, replace=False).tolist())
-    network_units = float(units_flow[hubs].sum() + units_flow[sites.of_kind("dc")].sum())
     storage: list[float | None] = []
     outbound: list[float | None] = []
     for s, kind in enumerate(sites.kind):
@@ -861,7 +848,7 @@ def generate_network(spec: SampleSpec | None = None) -> dict[str, pl.DataFrame]:
     inventory = _inventory_frame(spec, sites, items, stock)
 
     frames = {
-        "sites": _sites_frame(spec, sites, site_volume, units_flow),
+        "sites": _sites_frame(spec, sites, site_volume, units_flow, float(demand.daily_ref.sum())),
         "items": _items_frame(items),
         "lanes": pl.DataFrame([vars(ln) for ln in lanes], schema=_schema("lanes")),
         "inventory": inventory,

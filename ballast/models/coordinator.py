@@ -1,0 +1,698 @@
+"""The coordinator (DESIGN.md §4): a sparse Pyomo model over candidate arcs, solved by HiGHS.
+
+Three steps kept apart, as STYLE.md asks:
+
+* `build_model(inputs) -> ConcreteModel` — one function per constraint family, sets in caps,
+  variables named with their unit. Index sets are the sparse lists of `NetworkInputs`; every
+  expression is a `LinearExpression` built from coefficient and variable lists, and the garbage
+  collector is paused while building.
+* `solve(model, options) -> SolveResult` — two handoffs to HiGHS: ``"direct"`` (default) compiles
+  the model with Pyomo's `LinearStandardFormCompiler` into scipy CSC matrices and passes them to
+  highspy in one `passModel`; ``"persistent"`` uses Pyomo's persistent `contrib.solver` HiGHS
+  interface (one highspy call per row, kept for comparison: see `benchmarks/engine_bench.py`).
+* `extract_plan(model) -> polars.DataFrame` — the non-zero shipments, one row per arc, SKU, day.
+
+A non-optimal answer raises unless the caller accepts it (`allow_nonoptimal`); the fallback
+ladder (`ballast.models.ladder`) is that caller.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+import pyomo.environ as pyo
+from pyomo.common.gc_manager import PauseGC
+from pyomo.core.expr.numeric_expr import LinearExpression
+
+from ballast.models.network import NetworkInputs
+
+logger = logging.getLogger(__name__)
+
+FLOW_SCHEMA = {
+    "arc_id": pl.String,
+    "origin": pl.String,
+    "destination": pl.String,
+    "mode": pl.String,
+    "arc_kind": pl.String,
+    "sku": pl.String,
+    "ship_day": pl.Int64,
+    "arrive_day": pl.Int64,
+    "qty": pl.Float64,
+    "short_dated_qty": pl.Float64,
+}
+
+EPS = 1e-6
+
+
+class SolverError(RuntimeError):
+    """The solver did not return an optimal solution and the caller did not accept that."""
+
+
+@dataclass(frozen=True, slots=True)
+class SolveOptions:
+    time_limit_seconds: float = 60.0
+    mip_gap: float = 0.01
+    threads: int = 1
+    relax_integers: bool = False
+    interface: Literal["direct", "persistent"] = "direct"
+    allow_nonoptimal: bool = False
+    highs_options: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SolveResult:
+    status: Literal["optimal", "feasible", "infeasible", "no_solution", "error"]
+    termination: str
+    objective: float | None
+    mip_gap: float | None
+    handoff_seconds: float
+    solve_seconds: float
+    load_seconds: float
+    columns: int
+    rows: int
+    nonzeros: int
+    integers: int
+
+    @property
+    def has_solution(self) -> bool:
+        return self.status in ("optimal", "feasible")
+
+
+@dataclass
+class _ModelData:
+    """Plain-Python side tables the builder keeps on the model (not Pyomo components)."""
+
+    inputs: NetworkInputs
+    inflow: dict[tuple[str, str, int], list] = field(default_factory=dict)
+    build_seconds: float = 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# build
+# ---------------------------------------------------------------------------------------------
+
+
+def build_model(inputs: NetworkInputs) -> pyo.ConcreteModel:
+    """The network LP/MIP of DESIGN.md §4 over `inputs`' sparse index lists."""
+    start = time.perf_counter()
+    with PauseGC():
+        m = pyo.ConcreteModel(name="ballast_network")
+        m._data = _ModelData(inputs)
+        add_sets(m, inputs)
+        add_variables(m, inputs)
+        add_flow_balance(m, inputs)
+        add_safety_stock(m, inputs)
+        add_lane_capacity(m, inputs)
+        add_minimum_transfer(m, inputs)
+        add_storage_capacity(m, inputs)
+        add_outbound_capacity(m, inputs)
+        add_possession_limits(m, inputs)
+        add_shelf_life(m, inputs)
+        add_negotiated_caps(m, inputs)
+        add_objective(m, inputs)
+    m._data.build_seconds = time.perf_counter() - start
+    return m
+
+
+def _set(items: list, dimen: int) -> pyo.Set:
+    return pyo.Set(initialize=items, dimen=dimen, ordered=pyo.Set.InsertionOrder)
+
+
+def add_sets(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
+    H = inputs.horizon
+    lost = inputs.unmet_demand == "lost_sales"
+    m.DAYS = pyo.Set(initialize=list(range(H)), ordered=pyo.Set.InsertionOrder)
+    m.PAIR_DAYS = _set([(s, k, t) for s, k in inputs.pairs for t in range(H)], 3)
+    short = []
+    for s, k in inputs.pairs:
+        d = inputs.demand_units[(s, k)]
+        if lost:
+            short.extend((s, k, t) for t in range(H) if d[t] > 0)
+        else:
+            first = next((t for t in range(H) if d[t] > 0), None)
+            if first is not None:
+                short.extend((s, k, t) for t in range(first, H))
+    m.SHORTAGE_DAYS = _set(short, 3)
+    m.SAFETY_DAYS = _set([(s, k, t) for s, k in inputs.pairs if inputs.safety_units[(s, k)] > 0 for t in range(H)], 3)
+    m.SHIP_SLOTS = _set(list(inputs.ship_slots), 3)
+    m.SHORT_DATED_SLOTS = _set(list(inputs.short_dated_slots), 3)
+    lane_days = sorted(
+        {(a, t) for a, _, t in inputs.ship_slots + inputs.short_dated_slots if inputs.arcs[a].needs_binary}
+    )
+    m.LANE_DAYS = _set(lane_days, 2)
+    order_slots = [
+        (a, k, t)
+        for a, k, t in sorted(set(inputs.ship_slots) | set(inputs.short_dated_slots))
+        if inputs.arcs[a].kind != "purchase" and inputs.items[k].min_transfer_units > 0
+    ]
+    m.ORDER_SLOTS = _set(order_slots, 3)
+
+
+def add_variables(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
+    up = inputs.ship_upper
+    m.ship_units = pyo.Var(m.SHIP_SLOTS, domain=pyo.NonNegativeReals, bounds=lambda _m, a, k, t: (0, up[(a, k)]))
+    m.short_dated_ship_units = pyo.Var(
+        m.SHORT_DATED_SLOTS,
+        domain=pyo.NonNegativeReals,
+        bounds=lambda _m, a, k, t: (0, inputs.short_dated[(inputs.arcs[a].origin, k)].units),
+    )
+    m.stock_units = pyo.Var(m.PAIR_DAYS, domain=pyo.NonNegativeReals)
+    if inputs.unmet_demand == "lost_sales":
+        dem = inputs.demand_units
+        m.shortage_units = pyo.Var(
+            m.SHORTAGE_DAYS, domain=pyo.NonNegativeReals, bounds=lambda _m, s, k, t: (0, dem[(s, k)][t])
+        )
+    else:
+        m.shortage_units = pyo.Var(m.SHORTAGE_DAYS, domain=pyo.NonNegativeReals)  # backlog at end of day
+    ss = inputs.safety_units
+    m.safety_shortfall_units = pyo.Var(
+        m.SAFETY_DAYS, domain=pyo.NonNegativeReals, bounds=lambda _m, s, k, t: (0, ss[(s, k)])
+    )
+    m.lane_open = pyo.Var(m.LANE_DAYS, domain=pyo.Binary)
+    m.order_open = pyo.Var(m.ORDER_SLOTS, domain=pyo.Binary)
+
+
+def _shipped(m: pyo.ConcreteModel, a: str, k: str, t: int) -> list:
+    """The shipment variables (regular and short-dated) of one slot."""
+    out = []
+    if (a, k, t) in m.ship_units:
+        out.append(m.ship_units[a, k, t])
+    if (a, k, t) in m.short_dated_ship_units:
+        out.append(m.short_dated_ship_units[a, k, t])
+    return out
+
+
+def add_flow_balance(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
+    """End-of-day stock = yesterday + receipts + arrivals − departures − released issues − served demand."""
+    arcs = inputs.arcs
+    arrivals: dict[tuple[str, str, int], list] = defaultdict(list)
+    departures: dict[tuple[str, str, int], list] = defaultdict(list)
+    for (a, k, t), v in m.ship_units.items():
+        arc = arcs[a]
+        arrivals[(arc.destination, k, t + arc.lead_days)].append(v)
+        if inputs.sites[arc.origin].kind != "supplier":
+            departures[(arc.origin, k, t)].append(v)
+    for (a, k, t), v in m.short_dated_ship_units.items():
+        arc = arcs[a]
+        arrivals[(arc.destination, k, t + arc.lead_days)].append(v)  # leaves the short-dated pool, not stock
+    m._data.inflow = arrivals
+    stock, short = m.stock_units, m.shortage_units
+    lost = inputs.unmet_demand == "lost_sales"
+    rec, iss, dem, init = inputs.receipt_units, inputs.issue_units, inputs.demand_units, inputs.initial_units
+
+    def rule(_m, s, k, t):
+        coefs = [1.0]
+        vars_ = [stock[s, k, t]]
+        if t > 0:
+            coefs.append(-1.0)
+            vars_.append(stock[s, k, t - 1])
+        for v in arrivals.get((s, k, t), ()):
+            coefs.append(-1.0)
+            vars_.append(v)
+        for v in departures.get((s, k, t), ()):
+            coefs.append(1.0)
+            vars_.append(v)
+        if (s, k, t) in short:
+            coefs.append(-1.0)
+            vars_.append(short[s, k, t])
+        if not lost and t > 0 and (s, k, t - 1) in short:
+            coefs.append(1.0)
+            vars_.append(short[s, k, t - 1])
+        rhs = rec.get((s, k, t), 0.0) - iss.get((s, k, t), 0.0) - dem[(s, k)][t] + (init[(s, k)] if t == 0 else 0.0)
+        return (rhs, LinearExpression(constant=0.0, linear_coefs=coefs, linear_vars=vars_), rhs)
+
+    m.flow_balance = pyo.Constraint(m.PAIR_DAYS, rule=rule)
+
+
+def add_safety_stock(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
+    """Stock + safety-stock shortfall ≥ safety stock (the shortfall is penalised)."""
+    ss = inputs.safety_units
+
+    def rule(_m, s, k, t):
+        expr = LinearExpression(
+            constant=0.0, linear_coefs=[1.0, 1.0], linear_vars=[m.stock_units[s, k, t], m.safety_shortfall_units[s, k, t]]
+        )
+        return (ss[(s, k)], expr, None)
+
+    m.safety_stock = pyo.Constraint(m.SAFETY_DAYS, rule=rule)
+
+
+def _arc_day_terms(m: pyo.ConcreteModel) -> dict[tuple[str, int], list[tuple[str, Any]]]:
+    terms: dict[tuple[str, int], list[tuple[str, Any]]] = defaultdict(list)
+    for (a, k, t), v in m.ship_units.items():
+        terms[(a, t)].append((k, v))
+    for (a, k, t), v in m.short_dated_ship_units.items():
+        terms[(a, t)].append((k, v))
+    return terms
+
+
+def add_lane_capacity(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
+    """Lane volume per day (only where it can bind), lane-day binaries for fixed cost and minimum."""
+    terms = _arc_day_terms(m)
+    items, arcs, room = inputs.items, inputs.arcs, inputs.lane_room
+    binding = inputs.binding.get("lanes", frozenset())
+    cap_keys = [(a, t) for (a, t) in terms if arcs[a].capacity_volume_per_day is not None and (a in binding or (a, t) in m.LANE_DAYS)]
+    m.LANE_CAP_DAYS = _set(sorted(cap_keys), 2)
+
+    def cap_rule(_m, a, t):
+        ks = terms[(a, t)]
+        coefs = [items[k].unit_volume for k, _ in ks]
+        vars_ = [v for _, v in ks]
+        if (a, t) in m.lane_open:
+            coefs.append(-room[(a, t)])
+            vars_.append(m.lane_open[a, t])
+            return (None, LinearExpression(constant=0.0, linear_coefs=coefs, linear_vars=vars_), 0.0)
+        return (None, LinearExpression(constant=0.0, linear_coefs=coefs, linear_vars=vars_), room[(a, t)])
+
+    m.lane_capacity = pyo.Constraint(m.LANE_CAP_DAYS, rule=cap_rule)
+    up = inputs.ship_upper
+    uncapped = [(a, t) for (a, t) in m.LANE_DAYS if arcs[a].capacity_volume_per_day is None]
+    m.LANE_OPEN_DAYS = _set(uncapped, 2)
+
+    def open_rule(_m, a, t):
+        ks = terms[(a, t)]
+        big = sum(up[(a, k)] for k, _ in ks)
+        return (
+            None,
+            LinearExpression(constant=0.0, linear_coefs=[1.0] * len(ks) + [-big], linear_vars=[v for _, v in ks] + [m.lane_open[a, t]]),
+            0.0,
+        )
+
+    m.lane_open_link = pyo.Constraint(m.LANE_OPEN_DAYS, rule=open_rule)
+    m.LANE_MIN_DAYS = _set([(a, t) for (a, t) in m.LANE_DAYS if (arcs[a].min_units or 0) > 0], 2)
+
+    def min_rule(_m, a, t):
+        ks = terms[(a, t)]
+        return (
+            0.0,
+            LinearExpression(
+                constant=0.0,
+                linear_coefs=[1.0] * len(ks) + [-float(arcs[a].min_units)],
+                linear_vars=[v for _, v in ks] + [m.lane_open[a, t]],
+            ),
+            None,
+        )
+
+    m.lane_minimum = pyo.Constraint(m.LANE_MIN_DAYS, rule=min_rule)
+
+
+def add_minimum_transfer(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
+    """A transfer order is zero or at least the policy minimum (quantity or value)."""
+    up, items, sd = inputs.ship_upper, inputs.items, inputs.short_dated
+
+    def bound(a: str, k: str) -> float:
+        pool = sd.get((inputs.arcs[a].origin, k))
+        return up.get((a, k), 0.0) + (pool.units if pool else 0.0)
+
+    def low_rule(_m, a, k, t):
+        vs = _shipped(m, a, k, t)
+        return (
+            0.0,
+            LinearExpression(
+                constant=0.0, linear_coefs=[1.0] * len(vs) + [-items[k].min_transfer_units], linear_vars=vs + [m.order_open[a, k, t]]
+            ),
+            None,
+        )
+
+    def high_rule(_m, a, k, t):
+        vs = _shipped(m, a, k, t)
+        return (
+            None,
+            LinearExpression(constant=0.0, linear_coefs=[1.0] * len(vs) + [-bound(a, k)], linear_vars=vs + [m.order_open[a, k, t]]),
+            0.0,
+        )
+
+    m.minimum_transfer = pyo.Constraint(m.ORDER_SLOTS, rule=low_rule)
+    m.order_open_link = pyo.Constraint(m.ORDER_SLOTS, rule=high_rule)
+
+
+def add_storage_capacity(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
+    """Volume of in-model stock ≤ the room left by the rest of the site's stock (where it can bind)."""
+    by_site: dict[str, list[str]] = defaultdict(list)
+    for s, k in inputs.pairs:
+        by_site[s].append(k)
+    sites = sorted(inputs.binding.get("storage", frozenset()))
+    m.STORAGE_DAYS = _set([(s, t) for s in sites for t in range(inputs.horizon)], 2)
+    items = inputs.items
+
+    def rule(_m, s, t):
+        ks = by_site[s]
+        return (
+            None,
+            LinearExpression(
+                constant=0.0, linear_coefs=[items[k].unit_volume for k in ks], linear_vars=[m.stock_units[s, k, t] for k in ks]
+            ),
+            inputs.storage_room[(s, t)],
+        )
+
+    m.storage_capacity = pyo.Constraint(m.STORAGE_DAYS, rule=rule)
+
+
+def add_outbound_capacity(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
+    """Units leaving a site per day ≤ its dock or production throughput (where it can bind)."""
+    terms = _arc_day_terms(m)
+    by_site_day: dict[tuple[str, int], list] = defaultdict(list)
+    for (a, t), ks in terms.items():
+        by_site_day[(inputs.arcs[a].origin, t)].extend(v for _, v in ks)
+    binding = inputs.binding.get("outbound", frozenset())
+    keys = sorted(k for k in by_site_day if k[0] in binding)
+    m.OUTBOUND_DAYS = _set(keys, 2)
+
+    def rule(_m, s, t):
+        vs = by_site_day[(s, t)]
+        return (None, LinearExpression(constant=0.0, linear_coefs=[1.0] * len(vs), linear_vars=vs), inputs.outbound_room[(s, t)])
+
+    m.outbound_capacity = pyo.Constraint(m.OUTBOUND_DAYS, rule=rule)
+
+
+def add_possession_limits(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
+    """Units held in a country (of one SKU or all) at the end of each day ≤ its limit."""
+    binding = inputs.binding.get("possession", frozenset())
+    rules = {r.rule_id: r for r in inputs.possession if r.rule_id in binding}
+    members = {
+        rid: [(s, k) for s, k in inputs.pairs if s in r.sites and (r.sku is None or k == r.sku)] for rid, r in rules.items()
+    }
+    m.POSSESSION_DAYS = _set([(rid, t) for rid in sorted(rules) if members[rid] for t in range(inputs.horizon)], 2)
+
+    def rule(_m, rid, t):
+        ps = members[rid]
+        return (
+            None,
+            LinearExpression(constant=0.0, linear_coefs=[1.0] * len(ps), linear_vars=[m.stock_units[s, k, t] for s, k in ps]),
+            rules[rid].room_units[t],
+        )
+
+    m.possession_limit = pyo.Constraint(m.POSSESSION_DAYS, rule=rule)
+
+
+def add_shelf_life(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
+    """Short-dated units leave only their pool, and a destination takes only what it sells in time."""
+    out_of: dict[tuple[str, str], list] = defaultdict(list)
+    into: dict[tuple[str, str], list] = defaultdict(list)
+    for (a, k, _t), v in m.short_dated_ship_units.items():
+        out_of[(inputs.arcs[a].origin, k)].append(v)
+        into[(inputs.arcs[a].destination, k)].append(v)
+    m.SHORT_DATED_POOLS = _set(sorted(out_of), 2)
+    m.SHORT_DATED_SALES = _set(sorted(into), 2)
+
+    def pool_rule(_m, s, k):
+        vs = out_of[(s, k)]
+        return (None, LinearExpression(constant=0.0, linear_coefs=[1.0] * len(vs), linear_vars=vs), inputs.short_dated[(s, k)].units)
+
+    def sell_rule(_m, s, k):
+        vs = into[(s, k)]
+        return (
+            None,
+            LinearExpression(constant=0.0, linear_coefs=[1.0] * len(vs), linear_vars=vs),
+            inputs.short_dated_sell_cap.get((s, k), 0.0),
+        )
+
+    m.short_dated_pool = pyo.Constraint(m.SHORT_DATED_POOLS, rule=pool_rule)
+    m.short_dated_sell_in_time = pyo.Constraint(m.SHORT_DATED_SALES, rule=sell_rule)
+
+
+def add_negotiated_caps(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
+    """Caps the agents set in negotiation: what may leave a site-SKU over the horizon (a local reserve)."""
+    caps = dict(inputs.restrictions.outbound_caps)
+    leaving: dict[tuple[str, str], list] = defaultdict(list)
+    for (a, k, _t), v in list(m.ship_units.items()) + list(m.short_dated_ship_units.items()):
+        pair = (inputs.arcs[a].origin, k)
+        if pair in caps:
+            leaving[pair].append(v)
+    m.NEGOTIATED_CAPS = _set(sorted(leaving), 2)
+
+    def rule(_m, s, k):
+        vs = leaving[(s, k)]
+        return (None, LinearExpression(constant=0.0, linear_coefs=[1.0] * len(vs), linear_vars=vs), caps[(s, k)])
+
+    m.negotiated_cap = pyo.Constraint(m.NEGOTIATED_CAPS, rule=rule)
+
+
+def add_objective(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
+    """Transport and purchase + fixed lane-day + holding + shortage + safety shortfall − short-dated credit."""
+    coefs: list[float] = []
+    vars_: list = []
+    arcs, items = inputs.arcs, inputs.items
+    for (a, k, _t), v in m.ship_units.items():
+        coefs.append(arcs[a].cost_per_unit)
+        vars_.append(v)
+    for (a, k, _t), v in m.short_dated_ship_units.items():
+        coefs.append(arcs[a].cost_per_unit - inputs.short_dated_credit_share * items[k].unit_cost)
+        vars_.append(v)
+    for (a, _t), v in m.lane_open.items():
+        coefs.append(arcs[a].fixed_cost)
+        vars_.append(v)
+    for (_s, k, _t), v in m.stock_units.items():
+        h = items[k].holding_cost_per_day
+        if h:
+            coefs.append(h)
+            vars_.append(v)
+    last = inputs.horizon - 1
+    for (_s, k, t), v in m.shortage_units.items():
+        p = items[k].shortage_penalty
+        if inputs.unmet_demand == "lost_sales":
+            coefs.append(p)
+        else:
+            coefs.append(inputs.backorder_daily_share * p + (p if t == last else 0.0))
+        vars_.append(v)
+    q = inputs.safety_shortfall_penalty
+    for v in m.safety_shortfall_units.values():
+        coefs.append(q)
+        vars_.append(v)
+    m.total_cost = pyo.Objective(expr=LinearExpression(constant=0.0, linear_coefs=coefs, linear_vars=vars_), sense=pyo.minimize)
+
+
+def model_inputs(m: pyo.ConcreteModel) -> NetworkInputs:
+    return m._data.inputs
+
+
+def build_seconds(m: pyo.ConcreteModel) -> float:
+    return m._data.build_seconds
+
+
+# ---------------------------------------------------------------------------------------------
+# solve
+# ---------------------------------------------------------------------------------------------
+
+_FEASIBLE_STOPS = {"kTimeLimit", "kSolutionLimit", "kIterationLimit", "kInterrupt", "kObjectiveBound", "kUnknown"}
+
+
+def solve(model: pyo.ConcreteModel, options: SolveOptions = SolveOptions()) -> SolveResult:
+    """Hand the model to HiGHS and load the answer into the model's variables."""
+    if options.interface == "persistent":
+        result = _solve_persistent(model, options)
+    else:
+        result = _solve_direct(model, options)
+    if result.status != "optimal" and not options.allow_nonoptimal:
+        raise SolverError(
+            f"The solver did not return an optimal solution (status {result.status}, "
+            f"termination {result.termination}); pass allow_nonoptimal=True to accept it."
+        )
+    return result
+
+
+def _highs(options: SolveOptions):
+    import highspy
+
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("time_limit", float(max(options.time_limit_seconds, 0.0)))
+    h.setOptionValue("mip_rel_gap", float(options.mip_gap))
+    h.setOptionValue("threads", int(options.threads))
+    h.setOptionValue("random_seed", 0)
+    for key, val in options.highs_options:
+        h.setOptionValue(key, val)
+    return h
+
+
+def _classify(status_name: str, has_primal: bool) -> Literal["optimal", "feasible", "infeasible", "no_solution", "error"]:
+    if status_name == "kOptimal":
+        return "optimal"
+    if status_name in ("kModelEmpty",):
+        return "optimal"
+    if status_name in ("kInfeasible", "kUnboundedOrInfeasible"):
+        return "infeasible"
+    if status_name in _FEASIBLE_STOPS:
+        return "feasible" if has_primal else "no_solution"
+    return "error"
+
+
+def _solve_direct(model: pyo.ConcreteModel, options: SolveOptions) -> SolveResult:
+    import highspy
+    from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
+
+    t0 = time.perf_counter()
+    repn = LinearStandardFormCompiler().write(model, mixed_form=True, set_sense=pyo.minimize)
+    columns = repn.columns
+    n, A = len(columns), repn.A
+    inf = highspy.kHighsInf
+    lower = np.fromiter((-inf if v.lb is None else v.lb for v in columns), dtype=float, count=n)
+    upper = np.fromiter((inf if v.ub is None else v.ub for v in columns), dtype=float, count=n)
+    integer = np.fromiter((v.is_integer() for v in columns), dtype=bool, count=n)
+    if options.relax_integers:
+        integer[:] = False
+    rhs = np.asarray(repn.rhs, dtype=float)
+    kinds = np.fromiter((r.bound_type for r in repn.rows), dtype=np.int8, count=len(repn.rows))
+    row_lower = np.where(kinds == 1, -inf, rhs)
+    row_upper = np.where(kinds == -1, inf, rhs)
+    cost = np.asarray(repn.c.toarray()).ravel() if repn.c.shape[0] else np.zeros(n)
+    if cost.size != n:
+        cost = np.zeros(n)
+    lp = highspy.HighsLp()
+    lp.num_col_ = n
+    lp.num_row_ = A.shape[0]
+    lp.col_cost_ = cost
+    lp.col_lower_ = lower
+    lp.col_upper_ = upper
+    lp.row_lower_ = row_lower
+    lp.row_upper_ = row_upper
+    lp.offset_ = float(repn.c_offset[0]) if len(repn.c_offset) else 0.0
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = A.indptr
+    lp.a_matrix_.index_ = A.indices
+    lp.a_matrix_.value_ = A.data
+    lp.a_matrix_.num_col_ = n
+    lp.a_matrix_.num_row_ = A.shape[0]
+    if integer.any():
+        lp.integrality_ = [highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous for i in integer]
+    h = _highs(options)
+    if n:
+        h.passModel(lp)
+    t1 = time.perf_counter()
+    if n:
+        h.run()
+        status_name = h.getModelStatus().name
+        info = h.getInfo()
+        has_primal = info.primal_solution_status == 2  # kSolutionStatusFeasible
+        x = np.asarray(h.getSolution().col_value) if has_primal else None
+        objective = info.objective_function_value if has_primal else None
+        gap = info.mip_gap if integer.any() and has_primal else (0.0 if has_primal else None)
+    else:
+        status_name, has_primal, x, gap = "kModelEmpty", True, np.zeros(0), 0.0
+        objective = float(repn.c_offset[0]) if len(repn.c_offset) else 0.0
+    t2 = time.perf_counter()
+    status = _classify(status_name, has_primal)
+    if status in ("optimal", "feasible"):
+        for v in model.component_data_objects(pyo.Var, descend_into=True):
+            v.set_value(0.0, skip_validation=True)
+        for v, val in zip(columns, x, strict=True):
+            v.set_value(float(val), skip_validation=True)
+        if objective is None or status_name == "kModelEmpty":
+            objective = float(pyo.value(model.total_cost))
+    if gap is not None and (math.isinf(gap) or gap > 1e20):
+        gap = None
+    t3 = time.perf_counter()
+    return SolveResult(
+        status=status,
+        termination=status_name,
+        objective=objective,
+        mip_gap=gap,
+        handoff_seconds=t1 - t0,
+        solve_seconds=t2 - t1,
+        load_seconds=t3 - t2,
+        columns=n,
+        rows=A.shape[0],
+        nonzeros=int(A.nnz),
+        integers=int(integer.sum()),
+    )
+
+
+def _solve_persistent(model: pyo.ConcreteModel, options: SolveOptions) -> SolveResult:
+    from pyomo.contrib.solver.common.results import SolutionStatus
+    from pyomo.contrib.solver.solvers.highs import Highs
+
+    opt = Highs()
+    t0 = time.perf_counter()
+    opt.set_instance(model)
+    t1 = time.perf_counter()
+    solver_options = {"output_flag": False, "random_seed": 0, **dict(options.highs_options)}
+    res = opt.solve(
+        model,
+        time_limit=max(options.time_limit_seconds, 0.0),
+        rel_gap=options.mip_gap,
+        threads=options.threads,
+        load_solutions=False,
+        raise_exception_on_nonoptimal_result=False,
+        solver_options=solver_options,
+    )
+    t2 = time.perf_counter()
+    h = opt._solver_model
+    status_name = h.getModelStatus().name
+    has_primal = res.solution_status in (SolutionStatus.feasible, SolutionStatus.optimal)
+    status = _classify(status_name, has_primal)
+    if options.relax_integers:
+        raise ValueError("relax_integers is supported by the direct interface only")
+    if has_primal:
+        for v in model.component_data_objects(pyo.Var, descend_into=True):
+            v.set_value(0.0, skip_validation=True)
+        res.solution_loader.load_vars()
+    t3 = time.perf_counter()
+    lp = h.getLp()
+    return SolveResult(
+        status=status,
+        termination=status_name,
+        objective=res.incumbent_objective,
+        mip_gap=h.getInfo().mip_gap if has_primal else None,
+        handoff_seconds=t1 - t0,
+        solve_seconds=t2 - t1,
+        load_seconds=t3 - t2,
+        columns=lp.num_col_,
+        rows=lp.num_row_,
+        nonzeros=len(lp.a_matrix_.value_),
+        integers=sum(1 for v in model.component_data_objects(pyo.Var) if v.is_integer()),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# extract
+# ---------------------------------------------------------------------------------------------
+
+
+def extract_plan(model: pyo.ConcreteModel) -> pl.DataFrame:
+    """Non-zero shipments of the loaded solution: one row per arc, SKU and ship day."""
+    inputs = model_inputs(model)
+    merged: dict[tuple[str, str, int], list[float]] = {}
+    for (a, k, t), v in model.ship_units.items():
+        q = v.value or 0.0
+        if q > EPS:
+            merged.setdefault((a, k, t), [0.0, 0.0])[0] += q
+    for (a, k, t), v in model.short_dated_ship_units.items():
+        q = v.value or 0.0
+        if q > EPS:
+            merged.setdefault((a, k, t), [0.0, 0.0])[1] += q
+    return flows_frame(inputs, merged)
+
+
+def flows_frame(inputs: NetworkInputs, merged: dict[tuple[str, str, int], list[float]]) -> pl.DataFrame:
+    """Build the flow table from {(arc, sku, day): [regular units, short-dated units]}."""
+    rows = []
+    for (a, k, t), (q, sd) in sorted(merged.items()):
+        arc = inputs.arcs[a]
+        q, sd = round(q, 6), round(sd, 6)
+        if q + sd <= EPS:
+            continue
+        rows.append((a, arc.origin, arc.destination, arc.mode, arc.kind, k, t, t + arc.lead_days, q + sd, sd))
+    return pl.DataFrame(rows, schema=FLOW_SCHEMA, orient="row")
+
+
+def empty_flows() -> pl.DataFrame:
+    return pl.DataFrame(schema=FLOW_SCHEMA)
+
+
+def flow_cost(inputs: NetworkInputs, flows: pl.DataFrame) -> float:
+    """The objective's move terms of a flow table: unit costs + fixed lane-day costs − short-dated credit."""
+    total = 0.0
+    opened = set()
+    for a, k, t, q, sd in flows.select("arc_id", "sku", "ship_day", "qty", "short_dated_qty").iter_rows():
+        arc = inputs.arcs[a]
+        total += arc.cost_per_unit * q - inputs.short_dated_credit_share * inputs.items[k].unit_cost * sd
+        if arc.needs_binary:
+            opened.add((a, t))
+    return total + sum(inputs.arcs[a].fixed_cost for a, _ in opened)

@@ -1,0 +1,554 @@
+"""Daily demand forecasts per site×SKU with StatsForecast: model choice by cross-validation.
+
+How a series is forecast depends on its demand class and on a compute budget (MEASURED.md:
+AutoETS costs ~200× an intermittent model, AutoARIMA ~1,000×):
+
+* tier `intermittent` (intermittent / lumpy): CrostonOptimized, ADIDA, IMAPA, TSB;
+* tier `cheap` (smooth / erratic): SeasonalExponentialSmoothingOptimized, SeasonalWindowAverage;
+* tier `rich`: the `expensive_budget` smooth/erratic series of highest demand value also try
+  AutoETS and AutoTheta; the first `arima_budget` of those (tier `full`) AutoARIMA as well;
+* SeasonalNaive joins every tier as the benchmark (and as the fallback if a model fails);
+* tier `fallback`: histories too short to cross-validate (new SKU or site) or without any
+  demand get `RecentMean`, a mean of the last days with a Poisson-or-wider spread — never a crash.
+
+Each series is fitted on its last `fit_window_days`, cross-validated on `cv_windows` origins
+`cv_step_days` apart over the full horizon, and the model with the lowest mean score wins
+(MASE for smooth/erratic, RMSSE for intermittent/lumpy, because MAE rewards forecasting zero
+for sparse demand, which starves the stock). Intervals are native where the model has them
+(SeasonalNaive, ETS, Theta, ARIMA) and conformal otherwise.
+
+Output quantiles: `q80`/`q95` are the 80th/95th percentiles of the day's demand (the upper
+ends of the central 60%/90% intervals), `lo80..hi80` and `lo95..hi95` the central 80%/95%
+intervals; the models' intervals are symmetric, so `q50` is the point forecast. Everything is
+clipped at zero: demand is never negative.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from typing import Any, Final, Protocol
+
+import numpy as np
+import polars as pl
+from scipy import stats
+
+logger = logging.getLogger(__name__)
+
+TIERS: Final = ("fallback", "intermittent", "cheap", "rich", "full")
+BENCHMARK: Final = "SeasonalNaive"
+FALLBACK: Final = "RecentMean"
+CV_LEVELS: Final = (80, 95)
+# hi-60 is the 80th percentile and hi-90 the 95th: the quantiles the output names q80 / q95.
+OUT_LEVELS: Final = (60, 80, 90, 95)
+FORECAST_COLUMNS: Final = ("mean", "q50", "q80", "q95", "lo80", "hi80", "lo95", "hi95")
+SELECT_BY: Final = {"smooth": "mase", "erratic": "mase", "intermittent": "rmsse", "lumpy": "rmsse"}
+
+
+@dataclass(frozen=True)
+class ForecastConfig:
+    """Everything that changes a fitted forecast; its digest is part of the cache key."""
+
+    season_length: int = 7
+    fit_window_days: int = 365
+    min_history_days: int = 28
+    cv_windows: int = 3
+    cv_step_days: int = 7
+    conformal_windows: int = 3
+    expensive_budget: int = 300
+    arima_budget: int = 30
+    seasonal_window_weeks: int = 4
+    tsb_alpha_d: float = 0.1
+    tsb_alpha_p: float = 0.1
+    fallback_days: int = 28
+
+    def digest(self, h: int, tier: str) -> str:
+        """Cache key part: config, horizon, tier and the StatsForecast version."""
+        import statsforecast
+
+        doc = {**asdict(self), "h": h, "tier": tier, "statsforecast": statsforecast.__version__}
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+    def required_history(self, h: int) -> int:
+        """Days needed to cross-validate: the CV span plus two conformal windows before it."""
+        return h + (self.cv_windows - 1) * self.cv_step_days + 2 * h + 1
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> ForecastConfig:
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(doc) - known
+        if unknown:
+            raise ValueError(f"unknown forecast config keys: {sorted(unknown)}")
+        return cls(**doc)
+
+
+class Backend(Protocol):
+    """Where StatsForecast runs. The default runs in-process; a Fugue backend (Dask, Ray, Spark)
+    turns the polars frame into its own frame type and StatsForecast dispatches on that type."""
+
+    def to_frame(self, df: pl.DataFrame) -> Any: ...
+    def collect(self, result: Any) -> pl.DataFrame: ...
+
+
+@dataclass(frozen=True)
+class LocalBackend:
+    """StatsForecast in this process, with `workers` processes for larger batches."""
+
+    workers: int = 1
+    min_series_per_worker: int = 100  # below this a process pool costs more than it saves
+
+    def to_frame(self, df: pl.DataFrame) -> pl.DataFrame:
+        return df
+
+    def collect(self, result: Any) -> pl.DataFrame:
+        return result if isinstance(result, pl.DataFrame) else pl.from_pandas(result)
+
+    def n_jobs(self, n_series: int) -> int:
+        return max(1, min(self.workers, n_series // self.min_series_per_worker))
+
+
+@dataclass(frozen=True)
+class PartitionResult:
+    """Forecast rows and per-series model choice and CV metrics for one batch of series."""
+
+    forecasts: pl.DataFrame
+    series: pl.DataFrame
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------
+# candidate models
+
+
+def candidate_models(tier: str, h: int, config: ForecastConfig) -> tuple[list[Any], list[Any]]:
+    """(models that refit per CV window, models cross-validated with one fit + `forward`)."""
+    from statsforecast.models import (
+        ADIDA,
+        IMAPA,
+        TSB,
+        AutoARIMA,
+        AutoETS,
+        AutoTheta,
+        CrostonOptimized,
+        SeasonalExponentialSmoothingOptimized,
+        SeasonalNaive,
+        SeasonalWindowAverage,
+    )
+    from statsforecast.utils import ConformalIntervals
+
+    m = config.season_length
+    conformal = ConformalIntervals(h=h, n_windows=config.conformal_windows)
+    refit: list[Any] = [SeasonalNaive(season_length=m, alias=BENCHMARK)]
+    forward: list[Any] = []
+    if tier == "intermittent":
+        refit += [
+            CrostonOptimized(alias="CrostonOptimized", prediction_intervals=conformal),
+            ADIDA(alias="ADIDA", prediction_intervals=conformal),
+            IMAPA(alias="IMAPA", prediction_intervals=conformal),
+            TSB(
+                alpha_d=config.tsb_alpha_d,
+                alpha_p=config.tsb_alpha_p,
+                alias="TSB",
+                prediction_intervals=conformal,
+            ),
+        ]
+    elif tier in ("cheap", "rich", "full"):
+        refit += [
+            SeasonalExponentialSmoothingOptimized(
+                season_length=m, alias="SeasonalESOpt", prediction_intervals=conformal
+            ),
+            SeasonalWindowAverage(
+                season_length=m,
+                window_size=config.seasonal_window_weeks,
+                alias="SeasonalWindowAverage",
+                prediction_intervals=conformal,
+            ),
+        ]
+        if tier in ("rich", "full"):
+            forward += [AutoETS(season_length=m, alias="AutoETS"), AutoTheta(season_length=m, alias="AutoTheta")]
+        if tier == "full":
+            forward += [AutoARIMA(season_length=m, alias="AutoARIMA")]
+    else:
+        raise ValueError(f"no candidate models for tier {tier!r}")
+    return refit, forward
+
+
+def _model_by_name(name: str, tier: str, h: int, config: ForecastConfig) -> Any:
+    refit, forward = candidate_models(tier, h, config)
+    for model in refit + forward:
+        if model.alias == name:
+            return model
+    raise KeyError(f"model {name!r} is not a candidate of tier {tier!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# tiers
+
+
+def assign_tiers(meta: pl.DataFrame, h: int, config: ForecastConfig) -> pl.DataFrame:
+    """Add `tier` to per-series `meta` (needs n_days, n_demand_days, demand_class, demand_value).
+
+    The expensive budget goes to smooth/erratic series by demand value, highest first, so the
+    models that cost seconds per series are spent where an error costs the most money.
+    """
+    required = config.required_history(h)
+    smooth = pl.col("demand_class").is_in(["smooth", "erratic"])
+    rank = (
+        pl.when(smooth)
+        .then(pl.col("demand_value"))
+        .otherwise(None)
+        .rank(method="ordinal", descending=True)
+    )
+    short = (pl.col("n_days") < required) | (pl.col("n_demand_days") == 0) | (pl.col("demand_class") == "new")
+    return meta.with_columns(rank.alias("_rank")).with_columns(
+        pl.when(short)
+        .then(pl.lit("fallback"))
+        .when(~smooth)
+        .then(pl.lit("intermittent"))
+        .when(pl.col("_rank") <= config.arima_budget)
+        .then(pl.lit("full"))
+        .when(pl.col("_rank") <= config.expensive_budget)
+        .then(pl.lit("rich"))
+        .otherwise(pl.lit("cheap"))
+        .alias("tier")
+    ).drop("_rank")
+
+
+# --------------------------------------------------------------------------------------------
+# metrics
+
+
+def _long_cv(cv: pl.DataFrame, names: list[str], levels: tuple[int, ...]) -> pl.DataFrame:
+    """CV output in long form: unique_id, ds, cutoff, y, model, yhat, lo<l>, hi<l> (clipped ≥ 0)."""
+    parts = []
+    for name in names:
+        cols = [pl.col(name).alias("yhat")]
+        for lv in levels:
+            cols += [pl.col(f"{name}-lo-{lv}").alias(f"lo{lv}"), pl.col(f"{name}-hi-{lv}").alias(f"hi{lv}")]
+        parts.append(cv.select("unique_id", "ds", "cutoff", "y", pl.lit(name).alias("model"), *cols))
+    out = pl.concat(parts)
+    value_cols = ["yhat", *[f"{side}{lv}" for lv in levels for side in ("lo", "hi")]]
+    return out.with_columns(pl.col(c).cast(pl.Float64).fill_nan(None).clip(lower_bound=0.0) for c in value_cols)
+
+
+def seasonal_scales(history: pl.DataFrame, before: date | None, m: int) -> pl.DataFrame:
+    """unique_id, mae_scale, mse_scale: in-sample seasonal-naive errors before the first cutoff."""
+    h = history if before is None else history.filter(pl.col("ds") <= before)
+    diffs = h.with_columns((pl.col("y") - pl.col("y").shift(m).over("unique_id")).alias("d")).drop_nulls("d")
+    return diffs.group_by("unique_id").agg(
+        pl.col("d").abs().mean().alias("mae_scale"), (pl.col("d") ** 2).mean().alias("mse_scale")
+    )
+
+
+def _scores(long: pl.DataFrame, scales: pl.DataFrame, by: list[str]) -> pl.DataFrame:
+    """Per `by` group: mase, rmsse, error and actual sums, interval coverage."""
+    err = pl.col("yhat") - pl.col("y")
+    agg = long.group_by(by).agg(
+        err.abs().mean().alias("mae"),
+        (err**2).mean().alias("mse"),
+        err.sum().alias("err_sum"),
+        pl.col("y").sum().alias("y_sum"),
+        ((pl.col("y") >= pl.col("lo80")) & (pl.col("y") <= pl.col("hi80"))).mean().alias("cov80"),
+        ((pl.col("y") >= pl.col("lo95")) & (pl.col("y") <= pl.col("hi95"))).mean().alias("cov95"),
+        pl.col("yhat").is_null().any().alias("failed"),
+    )
+    agg = agg.join(scales, on="unique_id", how="left")
+    # A zero scale (constant history) makes MASE undefined: report null, rank by raw error.
+    return agg.with_columns(
+        pl.when(pl.col("mae_scale") > 0).then(pl.col("mae") / pl.col("mae_scale")).alias("mase"),
+        pl.when(pl.col("mse_scale") > 0).then((pl.col("mse") / pl.col("mse_scale")).sqrt()).alias("rmsse"),
+    )
+
+
+def _pick(scores: pl.DataFrame, order: list[str], select_by: pl.DataFrame) -> pl.DataFrame:
+    """unique_id, model: the lowest selection score per series; ties go to the earlier candidate."""
+    ranked = scores.join(select_by, on="unique_id").with_columns(
+        pl.when(pl.col("failed"))
+        .then(float("inf"))
+        .when(pl.col("metric") == "rmsse")
+        .then(pl.coalesce(pl.col("rmsse"), pl.col("mse").sqrt()))
+        .otherwise(pl.coalesce(pl.col("mase"), pl.col("mae")))
+        .fill_null(float("inf"))
+        .fill_nan(float("inf"))
+        .alias("score"),
+        pl.col("model").replace_strict({n: i for i, n in enumerate(order)}, default=len(order)).alias("_order"),
+    )
+    return ranked.sort("unique_id", "score", "_order").group_by("unique_id", maintain_order=True).first().select(
+        "unique_id", "model"
+    )
+
+
+def select_models(
+    long: pl.DataFrame, history: pl.DataFrame, classes: pl.DataFrame, order: list[str], m: int
+) -> pl.DataFrame:
+    """Choose a model per series and score it: all CV windows and a nested hold-out.
+
+    Hold-out: choose on every window but the last, score that choice and SeasonalNaive on the
+    last one — the figure that says whether model choice beats the benchmark out of sample.
+    Returns unique_id, model, mase_cv, rmsse_cv, err_sum, y_sum, cov80, cov95, snaive_mase_cv,
+    mase_holdout, snaive_mase_holdout.
+    """
+    first_cutoff = long["cutoff"].min()
+    last_cutoff = long["cutoff"].max()
+    scales = seasonal_scales(history, first_cutoff, m)
+    select_by = classes.select(
+        "unique_id", pl.col("demand_class").replace_strict(SELECT_BY, default="mase").alias("metric")
+    )
+    all_scores = _scores(long, scales, ["unique_id", "model"])
+    chosen = _pick(all_scores, order, select_by)
+
+    earlier = long.filter(pl.col("cutoff") < last_cutoff)
+    last = _scores(long.filter(pl.col("cutoff") == last_cutoff), scales, ["unique_id", "model"])
+    if earlier.height:
+        nested = _pick(_scores(earlier, scales, ["unique_id", "model"]), order, select_by)
+    else:  # one window only: no out-of-sample choice possible, report the in-sample one
+        nested = chosen
+    holdout = nested.join(last, on=["unique_id", "model"]).select("unique_id", pl.col("mase").alias("mase_holdout"))
+    bench_last = last.filter(pl.col("model") == BENCHMARK).select(
+        "unique_id", pl.col("mase").alias("snaive_mase_holdout")
+    )
+    bench_all = all_scores.filter(pl.col("model") == BENCHMARK).select(
+        "unique_id", pl.col("mase").alias("snaive_mase_cv")
+    )
+    return (
+        chosen.join(all_scores, on=["unique_id", "model"])
+        .select(
+            "unique_id",
+            "model",
+            pl.col("mase").alias("mase_cv"),
+            pl.col("rmsse").alias("rmsse_cv"),
+            "err_sum",
+            "y_sum",
+            "cov80",
+            "cov95",
+        )
+        .join(bench_all, on="unique_id", how="left")
+        .join(holdout, on="unique_id", how="left")
+        .join(bench_last, on="unique_id", how="left")
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# fitting
+
+
+def _statsforecast(models: list[Any], n_jobs: int, config: ForecastConfig) -> Any:
+    from statsforecast import StatsForecast
+    from statsforecast.models import SeasonalNaive
+
+    return StatsForecast(
+        models=models,
+        freq="1d",
+        n_jobs=n_jobs,
+        fallback_model=SeasonalNaive(season_length=config.season_length),
+    )
+
+
+def _cross_validate(
+    df: pl.DataFrame, models: list[Any], h: int, config: ForecastConfig, refit: bool, backend: Backend
+) -> pl.DataFrame:
+    n_series = df["unique_id"].n_unique()
+    n_jobs = backend.n_jobs(n_series) if isinstance(backend, LocalBackend) else 1
+    sf = _statsforecast(models, n_jobs, config)
+    with warnings.catch_warnings():
+        # "will use less windows": expected for series just above the minimum history.
+        warnings.simplefilter("ignore", UserWarning)
+        out = sf.cross_validation(
+            df=backend.to_frame(df),
+            h=h,
+            n_windows=config.cv_windows,
+            step_size=config.cv_step_days,
+            level=list(CV_LEVELS),
+            refit=refit,
+        )
+    return backend.collect(out)
+
+
+def _forecast(df: pl.DataFrame, model: Any, h: int, config: ForecastConfig, backend: Backend) -> pl.DataFrame:
+    n_series = df["unique_id"].n_unique()
+    n_jobs = backend.n_jobs(n_series) if isinstance(backend, LocalBackend) else 1
+    sf = _statsforecast([model], n_jobs, config)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        out = backend.collect(sf.forecast(df=backend.to_frame(df), h=h, level=list(OUT_LEVELS)))
+    name = model.alias
+    return out.select(
+        "unique_id",
+        pl.col("ds").alias("day"),
+        pl.col(name).alias("mean"),
+        pl.col(name).alias("q50"),
+        pl.col(f"{name}-hi-60").alias("q80"),
+        pl.col(f"{name}-hi-90").alias("q95"),
+        pl.col(f"{name}-lo-80").alias("lo80"),
+        pl.col(f"{name}-hi-80").alias("hi80"),
+        pl.col(f"{name}-lo-95").alias("lo95"),
+        pl.col(f"{name}-hi-95").alias("hi95"),
+    )
+
+
+def recent_mean_forecast(y: np.ndarray, h: int, window: int) -> dict[str, np.ndarray]:
+    """The fallback for short or empty histories: flat mean of the last `window` days.
+
+    Spread: variance max(sample variance, mean) — at least Poisson, because a few days of a
+    new SKU understate how uneven demand is — with normal quantiles clipped at zero.
+    """
+    recent = np.asarray(y[-window:], dtype=np.float64)
+    mean = float(recent.mean()) if recent.size else 0.0
+    var = float(recent.var(ddof=1)) if recent.size > 1 else 0.0
+    sd = math.sqrt(max(var, mean))
+    z = {lv: float(stats.norm.ppf(0.5 + lv / 200)) for lv in OUT_LEVELS}
+    flat = np.full(h, mean)
+    return {
+        "mean": flat,
+        "q50": flat,
+        "q80": flat + z[60] * sd,
+        "q95": flat + z[90] * sd,
+        "lo80": flat - z[80] * sd,
+        "hi80": flat + z[80] * sd,
+        "lo95": flat - z[95] * sd,
+        "hi95": flat + z[95] * sd,
+    }
+
+
+def _fallback_forecasts(history: pl.DataFrame, uids: list[int], h: int, config: ForecastConfig) -> pl.DataFrame:
+    if not uids:
+        return pl.DataFrame()
+    sub = history.filter(pl.col("unique_id").is_in(uids)).sort("unique_id", "ds")
+    frames = []
+    for (uid,), grp in sub.group_by("unique_id", maintain_order=True):
+        last = grp["ds"].max()
+        days = pl.date_range(last, last + pl.duration(days=h), interval="1d", eager=True)[1:]
+        cols = recent_mean_forecast(grp["y"].to_numpy(), h, config.fallback_days)
+        frames.append(pl.DataFrame({"unique_id": [uid] * h, "day": days, **cols}))
+    return pl.concat(frames)
+
+
+def fit_partition(
+    history: pl.DataFrame,
+    meta: pl.DataFrame,
+    h: int,
+    config: ForecastConfig,
+    backend: Backend | None = None,
+) -> PartitionResult:
+    """Cross-validate, choose and forecast every series of one partition.
+
+    `history`: site_id, sku, date, qty (dense, daily, ending the day before the first forecast
+    day); `meta`: site_id, sku, demand_class, tier. Returns forecasts (site_id, sku, day,
+    mean, q50, q80, q95, lo80, hi80, lo95, hi95) and per series the chosen model and its scores.
+    """
+    import time
+
+    backend = backend or LocalBackend()
+    keyed = meta.select("site_id", "sku", "demand_class", "tier").with_row_index("unique_id")
+    keyed = keyed.with_columns(pl.col("unique_id").cast(pl.Int64))
+    df = (
+        history.join(keyed.select("site_id", "sku", "unique_id"), on=["site_id", "sku"])
+        .select("unique_id", pl.col("date").alias("ds"), pl.col("qty").alias("y"))
+        .sort("unique_id", "ds")
+    )
+    # Fit on the recent window only: older demand adds cost, not skill, at daily grain.
+    df = df.group_by("unique_id", maintain_order=True).tail(config.fit_window_days)
+    seconds: dict[str, float] = {}
+    forecasts: list[pl.DataFrame] = []
+    chosen: list[pl.DataFrame] = []
+
+    for tier in TIERS[1:]:
+        uids = keyed.filter(pl.col("tier") == tier)["unique_id"]
+        if uids.is_empty():
+            continue
+        t0 = time.perf_counter()
+        sub = df.filter(pl.col("unique_id").is_in(uids.implode()))
+        refit_models, forward_models = candidate_models(tier, h, config)
+        cv = _cross_validate(sub, refit_models, h, config, refit=True, backend=backend)
+        names = [m.alias for m in refit_models]
+        long = _long_cv(cv, names, CV_LEVELS)
+        if forward_models:
+            cv_fw = _cross_validate(sub, forward_models, h, config, refit=False, backend=backend)
+            fw_names = [m.alias for m in forward_models]
+            long = pl.concat([long, _long_cv(cv_fw, fw_names, CV_LEVELS)])
+            names += fw_names
+        classes = keyed.filter(pl.col("tier") == tier).select("unique_id", "demand_class")
+        picked = select_models(long, sub, classes, names, config.season_length)
+        chosen.append(picked)
+        seconds[f"cv_{tier}"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        for (name,), group in picked.group_by("model"):
+            model = _model_by_name(str(name), tier, h, config)
+            forecasts.append(_forecast(sub.filter(pl.col("unique_id").is_in(group["unique_id"].implode())),
+                                       model, h, config, backend))
+        seconds[f"forecast_{tier}"] = time.perf_counter() - t0
+
+    fallback_uids = keyed.filter(pl.col("tier") == "fallback")["unique_id"].to_list()
+    if fallback_uids:
+        forecasts.append(_fallback_forecasts(df, fallback_uids, h, config))
+        chosen.append(pl.DataFrame({"unique_id": fallback_uids, "model": [FALLBACK] * len(fallback_uids)},
+                                   schema={"unique_id": pl.Int64, "model": pl.String}))
+
+    fc = pl.concat([f.with_columns(pl.col("unique_id").cast(pl.Int64)) for f in forecasts], how="diagonal_relaxed")
+    fc = _tidy(fc)
+    series = pl.concat(chosen, how="diagonal_relaxed") if chosen else pl.DataFrame()
+    key = keyed.select("unique_id", "site_id", "sku")
+    return PartitionResult(
+        forecasts=key.join(fc, on="unique_id").drop("unique_id").sort("site_id", "sku", "day"),
+        series=key.join(series, on="unique_id").drop("unique_id"),
+        seconds=seconds,
+    )
+
+
+def _tidy(fc: pl.DataFrame) -> pl.DataFrame:
+    """Float64, no NaN, non-negative and ordered quantiles (q50 ≤ q80 ≤ q95, lo ≤ mean ≤ hi)."""
+    out = fc.with_columns(
+        pl.col(c).cast(pl.Float64).fill_nan(None).fill_null(0.0).clip(lower_bound=0.0) for c in FORECAST_COLUMNS
+    )
+    return out.with_columns(
+        pl.max_horizontal("q80", "q50").alias("q80"),
+        pl.min_horizontal("lo80", "mean").alias("lo80"),
+        pl.min_horizontal("lo95", "lo80", "mean").alias("lo95"),
+        pl.max_horizontal("hi80", "mean").alias("hi80"),
+    ).with_columns(
+        pl.max_horizontal("q95", "q80").alias("q95"),
+        pl.max_horizontal("hi95", "hi80").alias("hi95"),
+    ).with_columns(pl.col("day").cast(pl.Date))
+
+
+# --------------------------------------------------------------------------------------------
+# run-level helpers
+
+
+def needs_refresh(last_fitted_at: datetime | None, now: datetime, max_age_hours: float, told: bool) -> bool:
+    """The 15-minute cycle refits only when told to or when the latest forecasts are too old."""
+    if told or last_fitted_at is None:
+        return True
+    return (now - last_fitted_at).total_seconds() > max_age_hours * 3600
+
+
+def partition_series(meta: pl.DataFrame, n_partitions: int) -> list[pl.DataFrame]:
+    """Split series into `n_partitions` groups with similar cost (tiers spread round-robin).
+
+    Sorting by tier before dealing out keeps every partition's share of expensive series equal,
+    so one partition does not hold all the AutoARIMA fits.
+    """
+    n = max(1, min(n_partitions, meta.height))
+    dealt = meta.sort("tier", "site_id", "sku").with_row_index("_i").with_columns(
+        (pl.col("_i") % n).alias("_part")
+    )
+    return [p.drop("_i", "_part") for _, p in dealt.group_by("_part", maintain_order=True)]
+
+
+def default_partitions(n_series: int, series_per_partition: int = 5_000) -> int:
+    """Enough partitions that each is a few seconds of work, few enough that task overhead is nil."""
+    return max(1, math.ceil(n_series / series_per_partition))
+
+
+MapFn = Callable[[Callable[[pl.DataFrame], PartitionResult], list[pl.DataFrame]], list[PartitionResult]]
+
+
+def sequential_map(fn: Callable[[pl.DataFrame], PartitionResult], parts: list[pl.DataFrame]) -> list[PartitionResult]:
+    return [fn(p) for p in parts]

@@ -1,0 +1,708 @@
+"""The coordinator's input (DESIGN.md §4): one frozen, typed object with sparse index lists.
+
+`build_inputs` turns the staged frames, the positions, the forecasts and targets, and the hub
+agents' statements and proposals into a `NetworkInputs`. Only *candidate* arcs get variables:
+
+* replenishment and purchase arcs from the echelon above into every site-SKU in deficit, and
+  — where the requested volume exceeds what that source can spare — into the source as well,
+  up the echelons (a DC that feeds hubs may itself need its plant or a supplier);
+* the surplus → deficit lateral arcs the agents proposed, and the short-dated offers.
+
+Site-SKU pairs touched by no candidate arc keep their no-action trajectory; they enter the
+model only as a constant share of shared capacities (storage, possession limits).
+
+Capacities are made *no worse than doing nothing*: a room that the no-action trajectory already
+exceeds (a site over its storage capacity this morning) is raised to that trajectory, so the
+plan never has to make stock disappear and the empty plan is always feasible. A capacity that
+cannot bind, given the variables' upper bounds, is left out of the model: it would only couple
+SKUs that are otherwise independent (`sku_groups`).
+
+Shelf life: short-dated units (see `ballast.models.positions`) are not stock where they stand;
+they may travel on proposed arcs that arrive before their expiry, up to the destination's mean
+demand between arrival and expiry, and each unit moved earns its unit cost (a write-off avoided).
+
+Cooldown (no ping-pong): a SKU that reached a site by transfer on day r may not leave that site
+on a lateral or upward arc on days r .. r + cooldown_days − 1 (receipts from earlier cycles'
+released orders and in-transit shipments). Downstream replenishment is normal flow, not ping-pong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Literal
+
+import numpy as np
+import polars as pl
+
+from ballast.models.agents import is_forbidden
+from ballast.models.policy import Policy
+from ballast.models.positions import Positions
+
+ArcKind = Literal["purchase", "replenishment", "lateral"]
+Pair = tuple[str, str]  # (site_id, sku)
+Slot = tuple[str, str, int]  # (arc_id, sku, day)
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    site_id: str
+    kind: str
+    echelon: int
+    country: str
+    storage_capacity: float | None
+    outbound_capacity_per_day: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    sku: str
+    unit_cost: float
+    holding_cost_per_day: float
+    unit_volume: float
+    shortage_penalty: float
+    min_transfer_units: float  # 0: no minimum (policy minimum transfer, quantity or value)
+
+
+@dataclass(frozen=True, slots=True)
+class Arc:
+    arc_id: str
+    origin: str
+    destination: str
+    mode: str
+    kind: ArcKind
+    lead_days: int
+    cost_per_unit: float
+    fixed_cost: float
+    capacity_volume_per_day: float | None
+    min_units: float | None
+
+    @property
+    def needs_binary(self) -> bool:
+        """A lane-day binary is needed only where a fixed cost or a minimum applies."""
+        return self.fixed_cost > 0 or (self.min_units or 0) > 0
+
+
+@dataclass(frozen=True, slots=True)
+class PossessionRule:
+    rule_id: str
+    country: str
+    sku: str | None
+    sites: tuple[str, ...]
+    room_units: tuple[float, ...]  # per day, for the in-model pairs it covers
+
+
+@dataclass(frozen=True, slots=True)
+class ShortDated:
+    units: float
+    expiry_day: int  # day index of the earliest expiry; arrivals must be earlier
+
+
+@dataclass(frozen=True, slots=True)
+class Restrictions:
+    """What negotiation adds: ship slots an agent refused and per-pair caps on what may leave."""
+
+    banned_slots: frozenset[Slot] = frozenset()
+    outbound_caps: tuple[tuple[Pair, float], ...] = ()
+
+    def merge(self, other: Restrictions) -> Restrictions:
+        caps = dict(self.outbound_caps)
+        for pair, cap in other.outbound_caps:
+            caps[pair] = min(cap, caps.get(pair, cap))
+        return Restrictions(self.banned_slots | other.banned_slots, tuple(sorted(caps.items())))
+
+
+@dataclass(frozen=True, slots=True)
+class SolverSettings:
+    time_limit_seconds: float
+    mip_gap: float
+    threads: int
+
+
+@dataclass(frozen=True)
+class NetworkInputs:
+    """Everything `build_model` needs, indexed sparsely. Day t is `as_of + t`; t = 0 .. horizon − 1."""
+
+    as_of: date
+    horizon: int
+    unmet_demand: Literal["lost_sales", "backorders"]
+    backorder_daily_share: float
+    safety_shortfall_penalty: float
+    short_dated_credit_share: float
+    cooldown_days: int
+    sites: dict[str, Site]
+    items: dict[str, Item]
+    arcs: dict[str, Arc]
+    pairs: tuple[Pair, ...]
+    ship_slots: tuple[Slot, ...]
+    short_dated_slots: tuple[Slot, ...]
+    initial_units: dict[Pair, float]
+    receipt_units: dict[tuple[str, str, int], float]
+    issue_units: dict[tuple[str, str, int], float]
+    demand_units: dict[Pair, tuple[float, ...]]
+    safety_units: dict[Pair, float]
+    short_dated: dict[Pair, ShortDated]
+    short_dated_sell_cap: dict[Pair, float]  # destination pair -> units it sells before the expiry
+    ship_upper: dict[tuple[str, str], float]  # (arc, sku) -> upper bound on one day's shipment
+    storage_room: dict[tuple[str, int], float]  # volume free for in-model pairs, per site and day
+    lane_room: dict[tuple[str, int], float]  # volume per arc and day
+    outbound_room: dict[tuple[str, int], float]  # units per site and day
+    possession: tuple[PossessionRule, ...]
+    forbidden_arcs: frozenset[str]  # lanes of the network the policy forbids (for verification)
+    cooldown_blocked: frozenset[Slot]  # slots removed by the cooldown rule (for explanations)
+    transfer_receipt_days: dict[Pair, tuple[int, ...]]  # past and scheduled transfer receipts
+    restrictions: Restrictions = Restrictions()
+    solver: SolverSettings = SolverSettings(60.0, 0.01, 2)
+    binding: dict[str, frozenset] = field(default_factory=dict)
+
+    @property
+    def days(self) -> range:
+        return range(self.horizon)
+
+    def day(self, t: int) -> date:
+        return self.as_of + timedelta(days=t)
+
+    def skus(self) -> tuple[str, ...]:
+        return tuple(sorted({s for _, s in self.pairs} | {s for _, s, _ in self.ship_slots}))
+
+    def restrict(self, extra: Restrictions) -> NetworkInputs:
+        """A copy with negotiation's restrictions applied (refused slots lose their variable)."""
+        merged = self.restrictions.merge(extra)
+        banned = merged.banned_slots
+        return dataclasses.replace(
+            self,
+            restrictions=merged,
+            ship_slots=tuple(s for s in self.ship_slots if s not in banned),
+            short_dated_slots=tuple(s for s in self.short_dated_slots if s not in banned),
+        )
+
+    def subset(self, skus: frozenset[str]) -> NetworkInputs:
+        """The part of the network that concerns `skus` only (shared rooms stay whole)."""
+
+        def keep_pair(d: dict) -> dict:
+            return {k: v for k, v in d.items() if k[1] in skus}
+
+        return dataclasses.replace(
+            self,
+            items={k: v for k, v in self.items.items() if k in skus},
+            pairs=tuple(p for p in self.pairs if p[1] in skus),
+            ship_slots=tuple(s for s in self.ship_slots if s[1] in skus),
+            short_dated_slots=tuple(s for s in self.short_dated_slots if s[1] in skus),
+            initial_units=keep_pair(self.initial_units),
+            receipt_units=keep_pair(self.receipt_units),
+            issue_units=keep_pair(self.issue_units),
+            demand_units=keep_pair(self.demand_units),
+            safety_units=keep_pair(self.safety_units),
+            short_dated=keep_pair(self.short_dated),
+            short_dated_sell_cap=keep_pair(self.short_dated_sell_cap),
+            ship_upper=keep_pair(self.ship_upper),
+            possession=tuple(r for r in self.possession if r.sku is None or r.sku in skus),
+            cooldown_blocked=frozenset(s for s in self.cooldown_blocked if s[1] in skus),
+            transfer_receipt_days=keep_pair(self.transfer_receipt_days),
+        )
+
+    def size(self) -> dict[str, int]:
+        return {
+            "pairs": len(self.pairs),
+            "ship_slots": len(self.ship_slots),
+            "short_dated_slots": len(self.short_dated_slots),
+            "arcs": len({a for a, _, _ in self.ship_slots}),
+            "skus": len(self.skus()),
+        }
+
+
+def arc_id(origin: str, destination: str, mode: str) -> str:
+    return f"{origin}>{destination}:{mode}"
+
+
+def _shortage_penalty(policy: Policy, unit_price: float | None) -> float:
+    return max(policy.shortage_penalty_per_unit, policy.shortage_penalty_price_multiple * (unit_price or 0.0))
+
+
+def _min_transfer(policy: Policy, unit_cost: float) -> float:
+    by_value = policy.minimum_transfer.value / unit_cost if unit_cost > 0 else 0.0
+    return max(policy.minimum_transfer.units, by_value)
+
+
+def _no_action(
+    stock0: np.ndarray, net_in: np.ndarray, demand: np.ndarray, backorders: bool
+) -> np.ndarray:
+    """End-of-day stock per pair and day when nothing new is shipped (P × H)."""
+    P, H = demand.shape
+    out = np.zeros((P, H))
+    level = stock0.copy()
+    for t in range(H):
+        level = level + net_in[:, t] - demand[:, t]
+        if not backorders:
+            level = np.maximum(level, 0.0)
+        out[:, t] = np.maximum(level, 0.0)
+    return out
+
+
+def build_inputs(
+    *,
+    sites: pl.DataFrame,
+    items: pl.DataFrame,
+    lanes: pl.DataFrame,
+    positions: Positions,
+    forecasts: pl.DataFrame,
+    targets: pl.DataFrame,
+    statements: pl.DataFrame,
+    proposals: pl.DataFrame,
+    policy: Policy,
+    as_of: date,
+    released_orders: pl.DataFrame | None = None,
+    in_transit: pl.DataFrame | None = None,
+) -> NetworkInputs:
+    """Assemble the sparse coordinator input from frames (see module docstring for the rules)."""
+    H = policy.horizon_days
+    backorders = policy.unmet_demand == "backorders"
+    site_map = {
+        r["site_id"]: Site(
+            r["site_id"],
+            r["kind"],
+            int(r["echelon"]),
+            r["country"],
+            r["storage_capacity"],
+            r["outbound_capacity_per_day"],
+        )
+        for r in sites.iter_rows(named=True)
+    }
+    countries = {s.site_id: s.country for s in site_map.values()}
+    item_map = {
+        r["sku"]: Item(
+            r["sku"],
+            float(r["unit_cost"]),
+            float(r["holding_cost_per_day"]),
+            float(r["unit_volume"]),
+            _shortage_penalty(policy, r["unit_price"]),
+            _min_transfer(policy, float(r["unit_cost"])),
+        )
+        for r in items.iter_rows(named=True)
+    }
+
+    # ---- every own site-SKU pair as arrays: stock, net known flows, mean demand -------------------
+    pos = positions.positions.filter(pl.col("site_id").is_in(list(site_map)))
+    day_index = (pl.col("day") - pl.lit(as_of)).dt.total_days()
+    fc = forecasts.select("site_id", "sku", t=day_index, mean="mean").filter(pl.col("t").is_between(0, H - 1))
+    rec = positions.receipts.select("site_id", "sku", t=day_index, qty="qty").filter(pl.col("t").is_between(0, H - 1))
+    iss = positions.issues.select("site_id", "sku", t=day_index, qty="qty").filter(pl.col("t").is_between(0, H - 1))
+    tg = targets.select("site_id", "sku", "safety_stock")
+    all_pairs = (
+        pl.concat(
+            [
+                pos.select("site_id", "sku"),
+                fc.select("site_id", "sku"),
+                rec.select("site_id", "sku"),
+                iss.select("site_id", "sku"),
+                tg.select("site_id", "sku"),
+            ]
+        )
+        .unique()
+        .filter(pl.col("site_id").is_in([s for s, v in site_map.items() if v.kind != "supplier"]))
+        .sort("site_id", "sku")
+        .with_row_index("p")
+    )
+    P = all_pairs.height
+    pair_keys: list[Pair] = list(all_pairs.select("site_id", "sku").iter_rows())
+    pidx = {k: i for i, k in enumerate(pair_keys)}
+
+    def dense(frame: pl.DataFrame, value: str) -> np.ndarray:
+        out = np.zeros((P, H))
+        if frame.is_empty():
+            return out
+        j = frame.join(all_pairs, on=["site_id", "sku"])
+        np.add.at(out, (j["p"].to_numpy(), j["t"].to_numpy()), j[value].to_numpy())
+        return out
+
+    def vector(frame: pl.DataFrame, value: str) -> np.ndarray:
+        out = np.zeros(P)
+        j = frame.join(all_pairs, on=["site_id", "sku"])
+        out[j["p"].to_numpy()] = j[value].fill_null(0.0).to_numpy()
+        return out
+
+    demand = dense(fc, "mean")
+    receipts = dense(rec, "qty")
+    issues_m = dense(iss, "qty")
+    stock0 = vector(pos, "sellable")
+    safety = vector(tg, "safety_stock")
+    no_action = _no_action(stock0, receipts - issues_m, demand, backorders)
+
+    # ---- candidate arcs ---------------------------------------------------------------------------
+    lane_rows = [
+        r
+        for r in lanes.iter_rows(named=True)
+        if r["origin"] in site_map
+        and r["destination"] in site_map
+        and r["lead_time_days"] < H
+        and not is_forbidden(policy, r["origin"], r["destination"], r["mode"], countries)
+    ]
+    forbidden = frozenset(
+        arc_id(r["origin"], r["destination"], r["mode"])
+        for r in lanes.iter_rows(named=True)
+        if is_forbidden(policy, r["origin"], r["destination"], r["mode"], countries)
+    )
+    arcs: dict[str, Arc] = {}
+    inbound_from_above: dict[str, list[str]] = defaultdict(list)
+    for r in lane_rows:
+        o, d = site_map[r["origin"]], site_map[r["destination"]]
+        if o.kind == "supplier":
+            kind: ArcKind = "purchase"
+        elif o.echelon < d.echelon:
+            kind = "replenishment"
+        else:
+            kind = "lateral"
+        a = Arc(
+            arc_id(o.site_id, d.site_id, r["mode"]),
+            o.site_id,
+            d.site_id,
+            r["mode"],
+            kind,
+            int(r["lead_time_days"]),
+            float(r["cost_per_unit"]),
+            float(r["fixed_cost"]),
+            r["capacity_per_day"],
+            r["min_units"],
+        )
+        arcs[a.arc_id] = a
+        if kind != "lateral":
+            inbound_from_above[d.site_id].append(a.arc_id)
+
+    st = statements.select(
+        "site_id", "sku", "stock_units", "receipts_units", "deficit_units", "surplus_units", "status"
+    )
+    stmt = {(s, k): (stock, rec_u, deficit, surplus, status) for s, k, stock, rec_u, deficit, surplus, status in st.iter_rows()}
+
+    def carries(site: str, sku: str) -> bool:
+        if site_map[site].kind == "supplier":
+            return True
+        row = stmt.get((site, sku))
+        return row is not None and (row[0] + row[1]) > 0
+
+    candidate: set[tuple[str, str]] = set()  # (arc, sku)
+    lateral_origins: set[Pair] = set()
+    short_dated_candidates: set[tuple[str, str]] = set()
+    for r in proposals.iter_rows(named=True):
+        aid = arc_id(r["origin"], r["destination"], r["mode"])
+        if aid not in arcs:
+            continue
+        if r["units"] > 0:
+            candidate.add((aid, r["sku"]))
+            lateral_origins.add((r["origin"], r["sku"]))
+        if r["short_dated_units"] > 0:
+            short_dated_candidates.add((aid, r["sku"]))
+            lateral_origins.add((r["origin"], r["sku"]))
+
+    # deficits pull replenishment from above; a source asked for more than it can spare pulls in turn
+    asked: dict[Pair, float] = defaultdict(float)
+    frontier = sorted((s, k) for (s, k), row in stmt.items() if row[4] == "deficit")
+    seen: set[Pair] = set()
+    while frontier:
+        nxt: list[Pair] = []
+        for site, sku in frontier:
+            if (site, sku) in seen:
+                continue
+            seen.add((site, sku))
+            need = stmt.get((site, sku), (0, 0, 0, 0, ""))[2] + asked.get((site, sku), 0.0)
+            for aid in inbound_from_above.get(site, ()):
+                a = arcs[aid]
+                if not carries(a.origin, sku) or (a.origin, sku) in lateral_origins:
+                    continue
+                candidate.add((aid, sku))
+                if site_map[a.origin].kind != "supplier":
+                    asked[(a.origin, sku)] += need
+                    spare = stmt.get((a.origin, sku), (0, 0, 0, 0, ""))[3]
+                    if asked[(a.origin, sku)] > spare:
+                        nxt.append((a.origin, sku))
+        frontier = sorted(set(nxt))
+
+    # ---- in-model pairs and slots -----------------------------------------------------------------
+    in_model: set[Pair] = set()
+    for aid, sku in candidate | short_dated_candidates:
+        a = arcs[aid]
+        in_model.add((a.destination, sku))
+        if site_map[a.origin].kind != "supplier":
+            in_model.add((a.origin, sku))
+    for pair in in_model:
+        if pair not in pidx:  # a pair with no row anywhere: zero everything
+            pidx[pair] = -1
+    pairs = tuple(sorted(in_model))
+
+    # cooldown: transfer receipts from own sites (released orders, in-transit) block lateral/upward exits
+    rel = released_orders if released_orders is not None else None
+    receipt_days: dict[Pair, set[int]] = defaultdict(set)
+    if rel is not None and not rel.is_empty():
+        for o, d, sku, arrive in rel.select("origin", "destination", "sku", "arrive_date").iter_rows():
+            if o in site_map and site_map[o].kind != "supplier":
+                receipt_days[(d, sku)].add((arrive - as_of).days)
+    if in_transit is not None and not in_transit.is_empty():
+        for o, d, sku, eta in in_transit.select("origin", "destination", "sku", "eta").iter_rows():
+            if o in site_map and site_map[o].kind != "supplier":
+                receipt_days[(d, sku)].add(max((eta - as_of).days, 0))
+    N = policy.cooldown_days
+
+    def blocked(a: Arc, sku: str, t: int) -> bool:
+        if N <= 0 or a.kind != "lateral":
+            return False
+        return any(r <= t < r + N for r in receipt_days.get((a.origin, sku), ()))
+
+    ship_slots: list[Slot] = []
+    blocked_slots: list[Slot] = []
+    for aid, sku in sorted(candidate):
+        a = arcs[aid]
+        for t in range(H - a.lead_days):
+            (blocked_slots if blocked(a, sku, t) else ship_slots).append((aid, sku, t))
+
+    # ---- shelf life: short-dated pools and how much each destination sells in time ---------------
+    short_dated: dict[Pair, ShortDated] = {}
+    for site, sku, units, expiry in positions.positions.select(
+        "site_id", "sku", "unsellable_expiring", "short_dated_expiry"
+    ).iter_rows():
+        if units > 0 and expiry is not None:
+            short_dated[(site, sku)] = ShortDated(float(units), (expiry - as_of).days)
+    sd_slots: list[Slot] = []
+    sell_cap: dict[Pair, float] = {}
+    for aid, sku in sorted(short_dated_candidates):
+        a = arcs[aid]
+        pool = short_dated.get((a.origin, sku))
+        if pool is None:
+            continue
+        last_ship = min(pool.expiry_day - 1 - a.lead_days, H - 1 - a.lead_days)
+        for t in range(0, last_ship + 1):
+            slot = (aid, sku, t)
+            (blocked_slots if blocked(a, sku, t) else sd_slots).append(slot)
+        p = pidx.get((a.destination, sku), -1)
+        if p >= 0 and (a.destination, sku) not in sell_cap:
+            window = demand[p, a.lead_days : max(min(pool.expiry_day, H), a.lead_days)].sum()
+            sell_cap[(a.destination, sku)] = float(max(window - stock0[p], 0.0))
+
+    # ---- per-pair data, kept sparse ---------------------------------------------------------------
+    def row(pair: Pair) -> int:
+        return pidx.get(pair, -1)
+
+    initial, dem, ss_map, rec_map, iss_map = {}, {}, {}, {}, {}
+    for pair in pairs:
+        p = row(pair)
+        if p < 0:
+            initial[pair], dem[pair], ss_map[pair] = 0.0, (0.0,) * H, 0.0
+            continue
+        initial[pair] = float(stock0[p])
+        dem[pair] = tuple(float(x) for x in demand[p])
+        ss_map[pair] = float(safety[p])
+        for t in np.nonzero(receipts[p])[0]:
+            rec_map[(pair[0], pair[1], int(t))] = float(receipts[p, t])
+        for t in np.nonzero(issues_m[p])[0]:
+            iss_map[(pair[0], pair[1], int(t))] = float(issues_m[p, t])
+
+    # upper bound of one day's shipment on an arc: what the origin could ever hold, or what the
+    # network downstream could ever use
+    usable: dict[str, float] = defaultdict(float)
+    rec_total: dict[Pair, float] = defaultdict(float)
+    for pair in pairs:
+        usable[pair[1]] += sum(dem[pair]) + ss_map[pair] + initial[pair]
+    for (s, k, _t), q in rec_map.items():
+        usable[k] += q
+        rec_total[(s, k)] += q
+    has_inbound = {(arcs[a].destination, k) for a, k in candidate}
+    ship_upper: dict[tuple[str, str], float] = {}
+    for aid, sku in candidate | short_dated_candidates:
+        a = arcs[aid]
+        if site_map[a.origin].kind != "supplier" and (a.origin, sku) not in has_inbound:
+            own = initial.get((a.origin, sku), 0.0) + rec_total[(a.origin, sku)]
+            pool = short_dated.get((a.origin, sku))
+            ship_upper[(aid, sku)] = own + (pool.units if pool else 0.0)
+        else:
+            ship_upper[(aid, sku)] = usable[sku]
+
+    # ---- shared rooms: storage, lanes, outbound, possession (never below doing nothing) ----------
+    vol = np.array([item_map[k].unit_volume if k in item_map else 0.0 for _, k in pair_keys])
+    in_model_rows = np.array(sorted(p for p in (row(x) for x in pairs) if p >= 0), dtype=np.int64)
+    mask = np.zeros(P, dtype=bool)
+    mask[in_model_rows] = True
+    site_of = all_pairs["site_id"].to_numpy()
+    storage_room: dict[tuple[str, int], float] = {}
+    for s in site_map.values():
+        if s.storage_capacity is None or s.kind == "supplier":
+            continue
+        rows = site_of == s.site_id
+        base = (no_action[rows & ~mask] * vol[rows & ~mask, None]).sum(axis=0) if P else np.zeros(H)
+        own = (no_action[rows & mask] * vol[rows & mask, None]).sum(axis=0) if P else np.zeros(H)
+        for t in range(H):
+            storage_room[(s.site_id, t)] = float(max(s.storage_capacity - base[t], own[t]))
+    lane_base: dict[tuple[str, int], float] = defaultdict(float)
+    out_base: dict[tuple[str, int], float] = defaultdict(float)
+    if rel is not None and not rel.is_empty():
+        for o, d, mode, sku, ship, qty in rel.select(
+            "origin", "destination", "mode", "sku", "ship_date", "qty"
+        ).iter_rows():
+            t = (ship - as_of).days
+            if 0 <= t < H:
+                v = item_map[sku].unit_volume if sku in item_map else 0.0
+                lane_base[(arc_id(o, d, mode), t)] += qty * v
+                out_base[(o, t)] += qty
+    lane_room = {
+        (aid, t): float(max(a.capacity_volume_per_day - lane_base.get((aid, t), 0.0), 0.0))
+        for aid, a in arcs.items()
+        if a.capacity_volume_per_day is not None
+        for t in range(H)
+    }
+    outbound_room = {
+        (s.site_id, t): float(max(s.outbound_capacity_per_day - out_base.get((s.site_id, t), 0.0), 0.0))
+        for s in site_map.values()
+        if s.outbound_capacity_per_day is not None
+        for t in range(H)
+    }
+    possession = []
+    country_of = np.array([countries.get(s, "") for s in site_of]) if P else np.array([])
+    sku_of = all_pairs["sku"].to_numpy()
+    for n, rule in enumerate(policy.possession_limits):
+        rows = country_of == rule.country
+        if rule.sku is not None:
+            rows &= sku_of == rule.sku
+        base = no_action[rows & ~mask].sum(axis=0) if P else np.zeros(H)
+        own = no_action[rows & mask].sum(axis=0) if P else np.zeros(H)
+        covered = tuple(sorted(s.site_id for s in site_map.values() if s.country == rule.country and s.kind != "supplier"))
+        room = tuple(float(max(rule.max_units - base[t], own[t])) for t in range(H))
+        possession.append(PossessionRule(f"possession-{n}-{rule.country}-{rule.sku or 'all'}", rule.country, rule.sku, covered, room))
+
+    inputs = NetworkInputs(
+        as_of=as_of,
+        horizon=H,
+        unmet_demand=policy.unmet_demand,
+        backorder_daily_share=policy.backorder_daily_penalty_share,
+        safety_shortfall_penalty=policy.safety_stock_shortfall_penalty_per_unit,
+        short_dated_credit_share=1.0,
+        cooldown_days=N,
+        sites=site_map,
+        items=item_map,
+        arcs={aid: arcs[aid] for aid in sorted({a for a, _ in candidate | short_dated_candidates})},
+        pairs=pairs,
+        ship_slots=tuple(ship_slots),
+        short_dated_slots=tuple(sd_slots),
+        initial_units=initial,
+        receipt_units=rec_map,
+        issue_units=iss_map,
+        demand_units=dem,
+        safety_units=ss_map,
+        short_dated={k: v for k, v in short_dated.items() if k in in_model},
+        short_dated_sell_cap=sell_cap,
+        ship_upper=ship_upper,
+        storage_room=storage_room,
+        lane_room=lane_room,
+        outbound_room=outbound_room,
+        possession=tuple(possession),
+        forbidden_arcs=forbidden,
+        cooldown_blocked=frozenset(blocked_slots),
+        transfer_receipt_days={k: tuple(sorted(v)) for k, v in receipt_days.items()},
+        solver=SolverSettings(policy.solver.time_limit_seconds, policy.solver.mip_gap, policy.solver.threads),
+    )
+    return dataclasses.replace(inputs, binding=binding_resources(inputs))
+
+
+def binding_resources(inputs: NetworkInputs) -> dict[str, frozenset]:
+    """Shared capacities that might bind given the variables' bounds; the others are left out."""
+    H = inputs.horizon
+    upper = inputs.ship_upper
+    by_arc: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for aid, sku, t in inputs.ship_slots + inputs.short_dated_slots:
+        by_arc[aid].append((sku, t))
+    lanes = set()
+    out_sites = set()
+    out_volume: dict[tuple[str, int], float] = defaultdict(float)
+    for aid, slots in by_arc.items():
+        a = inputs.arcs[aid]
+        per_day: dict[int, float] = defaultdict(float)
+        units: dict[int, float] = defaultdict(float)
+        for sku, t in slots:
+            per_day[t] += upper.get((aid, sku), 0.0) * inputs.items[sku].unit_volume
+            units[t] += upper.get((aid, sku), 0.0)
+        if a.capacity_volume_per_day is not None and any(
+            v > inputs.lane_room.get((aid, t), np.inf) + 1e-9 for t, v in per_day.items()
+        ):
+            lanes.add(aid)
+        for t, u in units.items():
+            out_volume[(a.origin, t)] += u
+    for (site, t), u in out_volume.items():
+        if u > inputs.outbound_room.get((site, t), np.inf) + 1e-9:
+            out_sites.add(site)
+    # storage: in-model stock at a site is at most its start, known receipts and every possible arrival
+    inbound_units: dict[Pair, float] = defaultdict(float)
+    for aid, sku, _t in inputs.ship_slots + inputs.short_dated_slots:
+        inbound_units[(inputs.arcs[aid].destination, sku)] += upper.get((aid, sku), 0.0)
+    receipts: dict[Pair, float] = defaultdict(float)
+    for (s, k, _t), q in inputs.receipt_units.items():
+        receipts[(s, k)] += q
+    site_volume: dict[str, float] = defaultdict(float)
+    pair_max: dict[Pair, float] = {}
+    for pair in inputs.pairs:
+        m = inputs.initial_units[pair] + receipts[pair] + inbound_units[pair]
+        pair_max[pair] = m
+        site_volume[pair[0]] += m * inputs.items[pair[1]].unit_volume
+    storage = {
+        s
+        for s, v in site_volume.items()
+        if (s, 0) in inputs.storage_room
+        and v > min(inputs.storage_room[(s, t)] for t in range(H)) + 1e-9
+    }
+    possession = set()
+    for rule in inputs.possession:
+        total = sum(m for (s, k), m in pair_max.items() if s in rule.sites and (rule.sku is None or k == rule.sku))
+        if total > min(rule.room_units) + 1e-9:
+            possession.add(rule.rule_id)
+    return {
+        "lanes": frozenset(lanes),
+        "outbound": frozenset(out_sites),
+        "storage": frozenset(storage),
+        "possession": frozenset(possession),
+    }
+
+
+def sku_groups(inputs: NetworkInputs) -> list[frozenset[str]]:
+    """Connected components of SKUs coupled by a shared binding capacity or a lane-day binary."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def union(members: set[str]) -> None:
+        it = iter(sorted(members))
+        first = next(it, None)
+        if first is None:
+            return
+        root = find(first)
+        for m in it:
+            r = find(m)
+            if r != root:
+                parent[r] = root
+
+    skus = inputs.skus()
+    for s in skus:
+        find(s)
+    b = inputs.binding
+    arc_skus: dict[str, set[str]] = defaultdict(set)
+    origin_skus: dict[str, set[str]] = defaultdict(set)
+    for aid, sku, _t in inputs.ship_slots + inputs.short_dated_slots:
+        arc_skus[aid].add(sku)
+        origin_skus[inputs.arcs[aid].origin].add(sku)
+    for aid, members in arc_skus.items():
+        if inputs.arcs[aid].needs_binary or aid in b.get("lanes", ()):
+            union(members)
+    for site in b.get("outbound", ()):
+        union(origin_skus[site])
+    site_skus: dict[str, set[str]] = defaultdict(set)
+    for s, k in inputs.pairs:
+        site_skus[s].add(k)
+    for site in b.get("storage", ()):
+        union(site_skus[site])
+    for rule in inputs.possession:
+        if rule.rule_id in b.get("possession", ()) and rule.sku is None:
+            union({k for s, k in inputs.pairs if s in rule.sites})
+    groups: dict[str, set[str]] = defaultdict(set)
+    for s in skus:
+        groups[find(s)].add(s)
+    return sorted((frozenset(g) for g in groups.values()), key=lambda g: min(g))
