@@ -7,6 +7,9 @@
 * `gate_results` — the gate outcome of each file (pass / pass_with_quarantine / block).
 * `stg_<extract>` — typed, validated rows of files that passed their gate.
 
+Plan marts (`plans`, `transfer_orders`, `decisions`, `released_orders`, `outbox_deliveries`,
+`audit_log`, `cycle_runs`) are described here too and written by `ballast.io.plans`.
+
 Nothing is updated or deleted: the state known at any past time is a query over these tables
 (`snapshot_as_of`, `demand_history`), which is what backfills rely on.
 """
@@ -99,9 +102,91 @@ SCHEMA_DDL: tuple[str, ...] = (
 )
 
 
+PLAN_DDL = (
+    """CREATE TABLE IF NOT EXISTS plans (
+        plan_id VARCHAR PRIMARY KEY,
+        as_of TIMESTAMPTZ NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL,
+        mode VARCHAR NOT NULL,              -- live | backfill | shadow
+        policy_version VARCHAR NOT NULL,
+        policy_sha256 VARCHAR NOT NULL,
+        code_version VARCHAR NOT NULL,
+        forecast_run_id VARCHAR,
+        forecaster VARCHAR,
+        inputs VARCHAR NOT NULL,            -- JSON: extract -> {file, sha256, as_of}
+        solve VARCHAR NOT NULL,             -- JSON: rung, status, gap, times, objective
+        kpis VARCHAR NOT NULL,              -- JSON
+        degraded VARCHAR NOT NULL,          -- JSON list of budget breaches and safe defaults taken
+        mlflow_run_id VARCHAR,
+        report_path VARCHAR,
+        previous_plan_id VARCHAR
+    )""",
+    """CREATE TABLE IF NOT EXISTS transfer_orders (
+        order_id VARCHAR NOT NULL,
+        plan_id VARCHAR NOT NULL,
+        kind VARCHAR NOT NULL,
+        origin VARCHAR NOT NULL,
+        destination VARCHAR NOT NULL,
+        mode VARCHAR NOT NULL,
+        sku VARCHAR NOT NULL,
+        ship_date DATE NOT NULL,
+        arrive_date DATE NOT NULL,
+        qty DOUBLE NOT NULL,
+        unit_cost DOUBLE,
+        transport_cost DOUBLE,
+        value DOUBLE,
+        round INTEGER,
+        in_freeze_window BOOLEAN NOT NULL,
+        approval_status VARCHAR NOT NULL,
+        approval_reasons VARCHAR NOT NULL,
+        explanation VARCHAR,
+        reason VARCHAR,
+        PRIMARY KEY (plan_id, order_id)
+    )""",
+    """CREATE TABLE IF NOT EXISTS decisions (
+        plan_id VARCHAR NOT NULL,
+        order_id VARCHAR NOT NULL,
+        decision VARCHAR NOT NULL,
+        decided_by VARCHAR NOT NULL,
+        reason VARCHAR,
+        decided_at TIMESTAMPTZ NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS released_orders (
+        order_id VARCHAR PRIMARY KEY,       -- released once, ever
+        plan_id VARCHAR NOT NULL,
+        batch_id VARCHAR NOT NULL,
+        released_at TIMESTAMPTZ NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS outbox_deliveries (
+        batch_id VARCHAR PRIMARY KEY,
+        files VARCHAR NOT NULL,
+        delivered_at TIMESTAMPTZ NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS audit_log (
+        seq BIGINT PRIMARY KEY,
+        "at" TIMESTAMPTZ NOT NULL,
+        actor VARCHAR NOT NULL,
+        action VARCHAR NOT NULL,
+        subject VARCHAR NOT NULL,
+        payload VARCHAR NOT NULL,
+        prev_hash VARCHAR NOT NULL,
+        hash VARCHAR NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS cycle_runs (
+        run_id VARCHAR NOT NULL,
+        as_of TIMESTAMPTZ NOT NULL,
+        started_at TIMESTAMPTZ NOT NULL,
+        finished_at TIMESTAMPTZ NOT NULL,
+        outcome VARCHAR NOT NULL,           -- published | unchanged | blocked | failed
+        plan_id VARCHAR,
+        reason VARCHAR
+    )""",
+)
+
+
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create every warehouse table that does not exist yet (idempotent)."""
-    for stmt in SCHEMA_DDL:
+    for stmt in (*SCHEMA_DDL, *PLAN_DDL):
         con.execute(stmt)
 
 
