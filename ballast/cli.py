@@ -7,6 +7,7 @@ them, so `ballast --help` and the quick commands answer at once.
 from __future__ import annotations
 
 import os
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -28,7 +29,8 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode="rich",
 )
-console = Console()
+# Wide enough for the gate report when output goes to a file or CI log instead of a terminal.
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 OUTCOME_STYLE = {"pass": "green", "pass_with_quarantine": "yellow", "block": "bold red"}
 STATUS_STYLE = {"landed": "green", "duplicate": "cyan", "pending": "yellow", "rejected": "bold red",
@@ -42,6 +44,10 @@ def _parse_time(value: str | None) -> datetime | None:
     if parsed.tzinfo is None:
         raise typer.BadParameter(f"{value!r} has no time zone; write it in UTC, e.g. 2026-11-23T06:00:00Z")
     return parsed.astimezone(UTC)
+
+
+def _quarter_hour(t: datetime) -> datetime:
+    return t.replace(minute=t.minute - t.minute % 15, second=0, microsecond=0)
 
 
 NowOption = Annotated[
@@ -58,7 +64,10 @@ def sample(
     hubs: Annotated[int | None, typer.Option(help="Override the number of hubs.")] = None,
     days: Annotated[int | None, typer.Option(help="Override the days of demand history.")] = None,
     fmt: Annotated[str, typer.Option("--format", help="csv, parquet or mixed (CSV master data, Parquet demand).")] = "mixed",
-    as_of: Annotated[str | None, typer.Option(help="Snapshot time of the extracts (ISO-8601 with zone).")] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="Snapshot time of the extracts, ISO-8601 with zone (default: now, on the quarter hour)."),
+    ] = None,
 ) -> None:
     """Write a generated sample network into the inbox, as ERP/WMS/TMS dumps would arrive."""
     from dataclasses import replace
@@ -70,7 +79,8 @@ def sample(
     if size not in SIZES:
         raise typer.BadParameter(f"unknown size {size!r}; choose one of {', '.join(SIZES)}")
     spec = replace(SIZES[size], seed=seed)
-    overrides = {"skus": skus, "hubs": hubs, "history_days": days, "as_of": _parse_time(as_of)}
+    snapshot = _parse_time(as_of) or _quarter_hour(datetime.now(UTC))
+    overrides = {"skus": skus, "hubs": hubs, "history_days": days, "as_of": snapshot}
     spec = replace(spec, **{k: v for k, v in overrides.items() if v is not None})
     paths = write_sample(spec, settings.inbox_dir, fmt)
     console.print(f"wrote {len(paths)} extract files into [bold]{settings.inbox_dir}[/]:")
@@ -198,7 +208,7 @@ def demo(
     """Generate the default sample network (if the inbox is empty) and run the main job on it."""
     settings = Settings()
     if not any(settings.inbox_dir.glob("*/*")):
-        sample()
+        sample(size="S", seed=7, skus=None, hubs=None, days=None, fmt="mixed", as_of=None)
     run(now=now)
 
 

@@ -34,7 +34,8 @@ def run_one(size: str) -> None:
         )
         for path in paths:
             extract = path.parent.name
-            print(f"  {extract:<16} {frames[extract].height:>12,} rows  {path.stat().st_size / 2**20:>9.1f} MiB  {path.name}")
+            mib = path.stat().st_size / 2**20
+            print(f"  {extract:<16} {frames[extract].height:>12,} rows  {mib:>9.1f} MiB  {path.name}")
 
 
 def main(sizes: list[str]) -> None:

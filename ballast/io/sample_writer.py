@@ -73,12 +73,18 @@ def land_network(
 def write_sample(
     spec: SampleSpec,
     inbox: Path,
-    fmt_by_extract: Mapping[str, FileFormat] | None = None,
+    fmt_by_extract: Mapping[str, FileFormat] | FormatChoice | None = None,
     *,
     fmt: FormatChoice = "mixed",
     tag: str | None = None,
 ) -> list[Path]:
-    """Generate the sample network for `spec` and land every extract in `inbox`; return the data files."""
+    """Generate the sample network for `spec` and land every extract in `inbox`; return the data files.
+
+    `fmt_by_extract` maps extracts to "csv"/"parquet"; a plain "csv", "parquet" or "mixed" in its
+    place (as `ballast sample --format` passes it) is taken as `fmt`, the format for all.
+    """
+    if isinstance(fmt_by_extract, str):
+        fmt, fmt_by_extract = fmt_by_extract, None
     formats = resolve_formats(fmt, fmt_by_extract)
     frames = generate_network(spec)
     return land_network(frames, inbox, spec, formats, tag)

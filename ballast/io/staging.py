@@ -56,40 +56,45 @@ def validate_file(
     spec = EXTRACTS[extract_name]
     raw = query_frame(con, f"SELECT * FROM raw_{spec.name} WHERE _file_id = ? ORDER BY _row", [file_id])
     parsed = parse_extract(raw, spec)
-    failures = [parsed.failures, schema_failures(parsed.typed, spec)]
     known = {
         "sites": snapshot_as_of(con, "sites", as_of).get_column("site_id"),
         "items": snapshot_as_of(con, "items", as_of).get_column("sku"),
     }
     lanes = snapshot_as_of(con, "lanes", as_of) if spec.name == "in_transit" else None
-    failures.append(reference_failures(parsed.typed, spec, known, lanes))
+    row_failures = pl.concat(
+        [parsed.failures, schema_failures(parsed.typed, spec), reference_failures(parsed.typed, spec, known, lanes)]
+    )
+    # Reconciliation differences are findings about the book, not bad rows: they are listed in
+    # quarantine but the rows are staged, and they block only beyond `reconciliation_max_share`.
+    recon, compared = row_failures.clear(), 0
     if spec.name == "book_inventory":
         wms = snapshot_as_of(con, "inventory", as_of)
         recon, compared = reconciliation_failures(parsed.typed, wms, policy.quality_gates.reconciliation_tolerance)
-        failures.append(recon)
-    all_failures = pl.concat(failures)
+    all_failures = pl.concat([row_failures, recon])
     file_reasons: list[str] = []
     stale = staleness(as_of, now, policy.staleness_budget(spec.name))
     if stale:
         file_reasons.append(stale)
-    if all_failures.filter(pl.col(ROW).is_null()).height:
-        file_reasons.extend(
-            f"{r['column']}: {r['rule']}" for r in all_failures.filter(pl.col(ROW).is_null()).iter_rows(named=True)
-        )
-    bad_rows = set(all_failures.get_column(ROW).drop_nulls().to_list())
+    file_reasons.extend(
+        f"{r['column']}: {r['rule']}" for r in row_failures.filter(pl.col(ROW).is_null()).iter_rows(named=True)
+    )
+    bad_rows = set(row_failures.get_column(ROW).drop_nulls().to_list())
     rows_in = raw.height + ingest_rejects
     rows_bad = len(bad_rows) + ingest_rejects
     gate = policy.quality_gates.for_extract(spec.name)
     outcome, reasons = decide(rows_in, rows_bad, gate.max_quarantine_share, file_reasons, spec.name)
-    if spec.name == "book_inventory" and outcome != "block":
-        recon_bad = recon.height
-        if compared and recon_bad / compared > policy.quality_gates.reconciliation_max_share:
+    if recon.height:
+        gates = policy.quality_gates
+        share = recon.height / compared
+        line = (
+            f"reconciliation: {recon.height} of {compared} site×SKU pairs differ from WMS beyond "
+            f"{gates.reconciliation_tolerance:.0%} ({share:.1%}; allowed {gates.reconciliation_max_share:.0%})"
+        )
+        if share > gates.reconciliation_max_share:
             outcome = "block"
-            reasons.append(
-                f"{recon_bad} of {compared} site×SKU pairs differ from WMS beyond "
-                f"{policy.quality_gates.reconciliation_tolerance:.0%} ({recon_bad / compared:.1%} > "
-                f"{policy.quality_gates.reconciliation_max_share:.0%}); rule: quality_gates.reconciliation"
-            )
+            reasons.append(line + "; rule: quality_gates.reconciliation")
+        else:
+            reasons.append(line + "; listed in quarantine, rows staged")
     staged = parsed.typed.filter(~pl.col(ROW).is_in(list(bad_rows)))
     rows_staged = 0 if outcome == "block" else staged.height
     quarantine = (

@@ -10,6 +10,9 @@ with the WMS for a few rows.
 Everything is drawn from random streams keyed by the seed and a stable name (a site id, a SKU
 id, a lane), so the same spec always gives the same frames and adding a hub does not reshuffle
 the demand of the others. Volumes are in litres; quantities are integer-valued floats.
+
+`SIZES` names three networks (S = the default, M, L); `sku_patterns(spec)` tells which demand
+pattern each SKU was drawn from, for tests and forecast evaluation.
 """
 
 from __future__ import annotations
@@ -99,6 +102,7 @@ class SampleSpec:
     perishable_share: float = 0.12
     tight_hubs: int = 2  # hubs whose stock fills >= 90% of their storage
     shipments_per_lane: tuple[int, int] = (6, 14)
+    book_mismatch_share: float = 0.005  # ERP book rows that disagree with the WMS by more than 2%
 
     def __post_init__(self) -> None:
         if self.as_of.tzinfo is None or self.as_of.utcoffset() != timedelta(0):
@@ -155,7 +159,7 @@ SIZES: Final[dict[str, SampleSpec]] = {
 
 
 def _rng(seed: int, *keys: str) -> np.random.Generator:
-    """A generator keyed by the seed and stable names, independent of everything else drawn."""
+    """Return a generator keyed by the seed and stable names, independent of all other draws."""
     return np.random.default_rng([seed, *(zlib.crc32(k.encode()) for k in keys)])
 
 
@@ -203,7 +207,7 @@ def _items(spec: SampleSpec) -> _Items:
     offset = int(_rng(spec.seed, "patterns").integers(len(_PATTERN_CYCLE)))
     sku = [f"SKU-{i:05d}" for i in range(1, n + 1)]
     pattern = np.array([_PATTERN_CYCLE[(i + offset) % len(_PATTERN_CYCLE)] for i in range(n)], np.int8)
-    u = np.empty((12, n))  # uniforms, one row per attribute below
+    u = np.empty((12, n))  # uniforms, one row per attribute below (u[6] is spare)
     z = np.empty((2, n))  # standard normals for the log-normal attributes
     for i, s in enumerate(sku):
         rng = _rng(spec.seed, "item", s)
@@ -234,7 +238,7 @@ def _items(spec: SampleSpec) -> _Items:
     volume = np.round(0.5 * np.exp(u[10] * np.log(24.0)), 3)  # log-uniform, 0.5-12 litres
     shelf_life = np.where(u[11] < spec.perishable_share, 30 + np.floor(u[11] / spec.perishable_share * 91), 0)
     promo = {
-        i: _promo_calendar(_rng(spec.seed, "promo", sku[i]), spec.history_days)
+        int(i): _promo_calendar(_rng(spec.seed, "promo", sku[i]), spec.history_days)
         for i in np.flatnonzero(pattern == PROMO)
     }
     return _Items(
@@ -255,7 +259,7 @@ def _items(spec: SampleSpec) -> _Items:
 
 
 def sku_patterns(spec: SampleSpec) -> pl.DataFrame:
-    """The demand pattern each SKU was generated with (ground truth for tests and forecast checks)."""
+    """Return the demand pattern each SKU was generated with (ground truth for tests and forecasts)."""
     items = _items(spec)
     return pl.DataFrame(
         {"sku": items.sku, "pattern": [PATTERNS[p] for p in items.pattern]},
@@ -286,9 +290,6 @@ class _Sites:
     def of_kind(self, kind: str) -> list[int]:
         return [i for i, k in enumerate(self.kind) if k == kind]
 
-    def index(self, site_id: str) -> int:
-        return self.site_id.index(site_id)
-
 
 def _numbered(countries: Sequence[str], n: int, prefix: str) -> list[tuple[str, str]]:
     """`n` site ids cycling through `countries`, numbered per country: DC-DE-01, DC-FR-01, ..."""
@@ -314,9 +315,7 @@ def _sites(spec: SampleSpec) -> _Sites:
         h = sites.add(site_id, "hub", 3, cc)
         number = int(site_id[-2:])
         sources = [
-            dcs[(number - 1) % len(dcs)]
-            for pref in _DC_PREFERENCE[cc]
-            if (dcs := dcs_by_country.get(pref))
+            dcs[(number - 1) % len(dcs)] for pref in _DC_PREFERENCE[cc] if (dcs := dcs_by_country.get(pref))
         ]
         sources = list(dict.fromkeys(sources)) or [dcs_by_country["DE"][0]]
         sites.home_dc[h] = sources[0]
@@ -425,7 +424,9 @@ def _demand(spec: SampleSpec, sites: _Sites, items: _Items, carried: dict[int, N
             scale = float(site_rng.uniform(1.0, 2.0))
             week = _DC_WEEK.copy()
         week = week / week.mean()
-        block = _site_demand(_rng(spec.seed, "demand", sites.site_id[s]), items, skus, scale, week, epoch_days)
+        block = _site_demand(
+            _rng(spec.seed, "demand", sites.site_id[s]), items, skus, scale, week, epoch_days
+        )
         qty[at * days : (at + n) * days] = block.ravel()
         pair_site[at : at + n] = s
         pair_sku[at : at + n] = skus
@@ -478,11 +479,14 @@ def _stock(spec: SampleSpec, sites: _Sites, items: _Items, demand: _Demand) -> _
         r = rng.random(len(skus))
         cover = np.select(
             [r < 0.12, r < 0.30],
-            [np.where(rng.random(len(skus)) < 0.4, 0.0, rng.uniform(0, 4, len(skus))), rng.uniform(42, 120, len(skus))],
+            [
+                np.where(rng.random(len(skus)) < 0.4, 0.0, rng.uniform(0, 4, len(skus))),
+                rng.uniform(42, 120, len(skus)),
+            ],
             rng.uniform(7, 28, len(skus)) * bias,
         )
         parts.append((h, skus, cover, ref))
-    _plant_imbalance(spec, sites, items, parts)
+    _set_neighbour_imbalance(spec, sites, items, parts)
 
     skus_n = spec.skus
     for d in sites.of_kind("dc"):
@@ -495,7 +499,11 @@ def _stock(spec: SampleSpec, sites: _Sites, items: _Items, demand: _Demand) -> _
         np.add.at(need, own_skus, own_ref)
         carried = np.union1d(np.flatnonzero(need > 0), own_skus).astype(np.int32)
         rng = _rng(spec.seed, "inventory", sites.site_id[d])
-        cover = np.where(rng.random(len(carried)) < 0.05, rng.uniform(0, 3, len(carried)), rng.uniform(10, 35, len(carried)))
+        cover = np.where(
+            rng.random(len(carried)) < 0.05,
+            rng.uniform(0, 3, len(carried)),
+            rng.uniform(10, 35, len(carried)),
+        )
         parts.append((d, carried, cover, need[carried]))
 
     network = np.zeros(skus_n)
@@ -515,7 +523,7 @@ def _stock(spec: SampleSpec, sites: _Sites, items: _Items, demand: _Demand) -> _
     return _Stock(site=site, sku=sku, on_hand=np.round(cover * ref), daily_ref=ref)
 
 
-def _plant_imbalance(
+def _set_neighbour_imbalance(
     spec: SampleSpec,
     sites: _Sites,
     items: _Items,
@@ -559,7 +567,9 @@ def _inventory_frame(spec: SampleSpec, sites: _Sites, items: _Items, stock: _Sto
     lot_qty[:, 0] += stock.on_hand - lot_qty.sum(axis=1)
     # Remaining life: mostly spread over the shelf life, 15% short-dated (1-7 days left).
     left = np.where(
-        rng.random((n, 3)) < 0.15, rng.integers(1, 8, (n, 3)), np.ceil(rng.random((n, 3)) * np.maximum(life, 1)[:, None])
+        rng.random((n, 3)) < 0.15,
+        rng.integers(1, 8, (n, 3)),
+        np.ceil(rng.random((n, 3)) * np.maximum(life, 1)[:, None]),
     )
     left = np.sort(left, axis=1).astype(np.int64)
 
@@ -569,7 +579,9 @@ def _inventory_frame(spec: SampleSpec, sites: _Sites, items: _Items, stock: _Sto
     perishable = life[row] > 0
     expiry = (spec.as_of_date - _EPOCH).days + left[row, lot_no]
     produced = expiry - life[row]
-    allocated = np.where(rng.random(len(row)) < 0.3, rng.binomial(on_hand.astype(np.int64), rng.uniform(0, 0.1, len(row))), 0)
+    allocated = np.where(
+        rng.random(len(row)) < 0.3, rng.binomial(on_hand.astype(np.int64), rng.uniform(0, 0.1, len(row))), 0
+    )
     reserved = np.where(
         rng.random(len(row)) < 0.1,
         rng.binomial((on_hand - allocated).astype(np.int64), rng.uniform(0, 0.05, len(row))),
@@ -603,14 +615,16 @@ def _inventory_frame(spec: SampleSpec, sites: _Sites, items: _Items, stock: _Sto
 
 
 def _book_inventory(spec: SampleSpec, inventory: pl.DataFrame) -> pl.DataFrame:
-    """ERP stock per site x SKU (lots summed): the WMS figure, except ~1% rows off by 3-20%."""
+    """ERP stock per site x SKU (lots summed): the WMS figure, except a few rows off by 3-20%."""
     book = inventory.group_by("as_of", "site_id", "sku", maintain_order=True).agg(qty=pl.col("on_hand").sum())
     rng = _rng(spec.seed, "book")
     qty = book["qty"].to_numpy().copy()
-    off = rng.random(len(qty)) < 0.01
-    delta = np.maximum(1.0, np.round(np.maximum(qty, 10) * rng.uniform(0.03, 0.2, len(qty))))
-    sign = np.where((rng.random(len(qty)) < 0.5) & (qty >= delta), -1.0, 1.0)
-    qty[off] += (sign * delta)[off]
+    # An exact count, not a Bernoulli draw: the default gate quarantines at most 1% of rows, and
+    # the sample should show reconciliation differences without tripping it on a small network.
+    off = rng.choice(len(qty), size=max(1, round(spec.book_mismatch_share * len(qty))), replace=False)
+    delta = np.maximum(1.0, np.round(np.maximum(qty[off], 10) * rng.uniform(0.03, 0.2, len(off))))
+    sign = np.where((rng.random(len(off)) < 0.5) & (qty[off] >= delta), -1.0, 1.0)
+    qty[off] += sign * delta
     return book.with_columns(qty=pl.Series(qty))
 
 
@@ -642,7 +656,7 @@ def _lane(
     capacity_share: float = 0.5,
     fixed_zero_share: float = 0.3,
 ) -> _Lane:
-    """A lane with its own stream: lead, cost, fixed cost, and capacity as a multiple of its flow."""
+    """Draw a lane from its own stream: lead, costs, and capacity as a multiple of its daily flow."""
     rng = _rng(spec.seed, "lane", origin, destination, mode)
     lead_days = int(rng.integers(lead[0], lead[1] + 1))
     unit = round(float(rng.uniform(*cost)), 2)
@@ -667,12 +681,16 @@ def _lanes(spec: SampleSpec, sites: _Sites, items: _Items, volume_flow: NDArray[
     for sup, _, mode, lead, factor, served in _SUPPLIERS:
         for p in plants if served == "all" else plants[:1]:
             cost = (median_cost * factor[0], median_cost * factor[1])
-            lane = _lane(spec, sup, ids[p], mode, lead, cost, volume_flow[p], capacity_share=1.0, fixed_zero_share=0.0)
+            lane = _lane(
+                spec, sup, ids[p], mode, lead, cost, volume_flow[p], capacity_share=1.0, fixed_zero_share=0.0
+            )
             lanes.append(lane)
     for p in plants:
         for d in dcs:
             same = cc[p] == cc[d]
-            lanes.append(_lane(spec, ids[p], ids[d], "truck", (2, 2) if same else (3, 5), (0.25, 0.8), volume_flow[d]))
+            lanes.append(
+                _lane(spec, ids[p], ids[d], "truck", (2, 2) if same else (3, 5), (0.25, 0.8), volume_flow[d])
+            )
             if not same and _rng(spec.seed, "rail", ids[p], ids[d]).random() < 0.3:
                 lanes.append(_lane(spec, ids[p], ids[d], "rail", (4, 5), (0.15, 0.45), volume_flow[d]))
     for h in hubs:
@@ -694,7 +712,12 @@ def _lanes(spec: SampleSpec, sites: _Sites, items: _Items, volume_flow: NDArray[
                 continue
             if cc[a] == cc[b]:
                 lanes.append(_lane(spec, ids[a], ids[b], "truck", (1, 1), (0.2, 0.5), volume_flow[b]))
-            elif a in firsts and b in firsts and (region := _REGION.get(cc[a])) and region == _REGION.get(cc[b]):
+            elif (
+                a in firsts
+                and b in firsts
+                and (region := _REGION.get(cc[a]))
+                and region == _REGION.get(cc[b])
+            ):
                 lanes.append(_lane(spec, ids[a], ids[b], "truck", (2, 3), (0.35, 0.8), volume_flow[b]))
     keys = {(ln.origin, ln.destination, ln.mode) for ln in lanes}
     if FORBIDDEN_LANE not in keys:  # cannot happen with dcs >= 2 and hubs >= 5; kept as a guard
@@ -713,7 +736,9 @@ def _in_transit(
     rng = _rng(spec.seed, "in-transit")
     kind = dict(zip(sites.site_id, sites.kind, strict=True))
     by_site = {sites.site_id[s]: v for s, v in _by_site(stock.site, stock.sku, stock.daily_ref).items()}
-    rows: dict[str, list[object]] = {k: [] for k in ("shipment_id", "origin", "destination", "sku", "qty", "ship_date", "eta")}
+    rows: dict[str, list[object]] = {
+        k: [] for k in ("shipment_id", "origin", "destination", "sku", "qty", "ship_date", "eta")
+    }
     number = 0
     for lane in lanes:
         if (lane.origin, lane.destination, lane.mode) == FORBIDDEN_LANE:
@@ -727,7 +752,11 @@ def _in_transit(
             number += 1
             # Most shipments are still due; one in twenty is late (eta already passed).
             late = rng.random() < 0.05
-            back = int(rng.integers(lane.lead_time_days + 1, lane.lead_time_days + 4) if late else rng.integers(0, lane.lead_time_days + 1))
+            back = int(
+                rng.integers(lane.lead_time_days + 1, lane.lead_time_days + 4)
+                if late
+                else rng.integers(0, lane.lead_time_days + 1)
+            )
             ship = spec.as_of_date - timedelta(days=back)
             lines = rng.choice(len(skus), size=min(len(skus), int(rng.integers(1, 9))), replace=False)
             for j in np.sort(lines):
@@ -796,7 +825,9 @@ def _sites_frame(
         util = {"plant": (0.4, 0.7), "dc": (0.55, 0.8), "hub": (0.45, 0.8)}.get(kind)
         if kind == "hub" and s in tight:
             util = (0.92, 1.03)
-        storage.append(None if util is None else float(max(100.0, round(site_volume[s] / rng.uniform(*util), -1))))
+        storage.append(
+            None if util is None else float(max(100.0, round(site_volume[s] / rng.uniform(*util), -1)))
+        )
         if kind == "plant":
             rate = network_units / spec.plants * rng.uniform(1.3, 1.8)
         elif kind == "dc":
@@ -843,7 +874,9 @@ def generate_network(spec: SampleSpec | None = None) -> dict[str, pl.DataFrame]:
     n_sites = len(sites.site_id)
     site_volume = np.bincount(stock.site, weights=stock.on_hand * items.volume[stock.sku], minlength=n_sites)
     units_flow = np.bincount(stock.site, weights=stock.daily_ref, minlength=n_sites)
-    volume_flow = np.bincount(stock.site, weights=stock.daily_ref * items.volume[stock.sku], minlength=n_sites)
+    volume_flow = np.bincount(
+        stock.site, weights=stock.daily_ref * items.volume[stock.sku], minlength=n_sites
+    )
     lanes = _lanes(spec, sites, items, volume_flow)
     inventory = _inventory_frame(spec, sites, items, stock)
 
@@ -858,7 +891,5 @@ def generate_network(spec: SampleSpec | None = None) -> dict[str, pl.DataFrame]:
         "book_inventory": _book_inventory(spec, inventory),
     }
     out = {name: conform(frames[name], name) for name in EXTRACTS}
-    logger.info(
-        "sample network seed=%d: %s", spec.seed, ", ".join(f"{k}={v.height}" for k, v in out.items())
-    )
+    logger.info("sample network seed=%d: %s", spec.seed, ", ".join(f"{k}={v.height}" for k, v in out.items()))
     return out

@@ -350,3 +350,18 @@ def test_history_is_append_only_and_as_of_queries_see_the_past(con, policy):
 
 def test_keys_stay_strings(con):
     assert "00123" in snapshot_as_of(con, "items").get_column("sku").to_list()
+
+
+def test_book_inventory_far_from_wms_blocks_reconciliation(con, policy):
+    book = f.book_inventory(LATER).with_columns(
+        pl.when(pl.col("site_id") == "HUB-DE-02").then(pl.col("qty") + 50).otherwise(pl.col("qty")).alias("qty")
+    )
+    inv = f.inventory(LATER)
+    land_frame(inv, Settings().inbox_dir, "inventory", LATER)
+    path = land_frame(book, Settings().inbox_dir, "book_inventory", LATER)
+    _, gates = run(con, policy)
+    gate = next(g for g in gates if g.extract == "book_inventory")
+    assert gate.outcome == "block"
+    assert any("2 of 6 site×SKU pairs differ from WMS beyond 2%" in r for r in gate.reasons)
+    rules = [r["rule"] for r in quarantined(con, path.name)]
+    assert len(rules) == 2 and all(r.startswith("reconciliation — book") for r in rules)

@@ -36,8 +36,10 @@ def test_every_extract_lands_once_in_its_folder(landed: tuple[Path, list[Path]])
     assert [p.parent.name for p in paths] == list(EXTRACTS)
     for path in paths:
         name = parse_file_name(path.name)
-        assert name is not None and name.extract == path.parent.name
-        assert name.as_of == SPEC.as_of and name.fmt == DEFAULT_FORMATS[name.extract]
+        assert name is not None
+        assert name.extract == path.parent.name
+        assert name.as_of == SPEC.as_of
+        assert name.fmt == DEFAULT_FORMATS[name.extract]
         assert path.parent.parent == inbox
     leftovers = [p for p in inbox.rglob("*") if p.name.startswith(".") or p.name.endswith(".part")]
     assert leftovers == []
@@ -54,7 +56,9 @@ def test_manifests_match_the_files(landed: tuple[Path, list[Path]], frames: dict
         assert manifest.as_of == SPEC.as_of
 
 
-def test_files_read_back_as_generated(landed: tuple[Path, list[Path]], frames: dict[str, pl.DataFrame]) -> None:
+def test_files_read_back_as_generated(
+    landed: tuple[Path, list[Path]], frames: dict[str, pl.DataFrame]
+) -> None:
     _, paths = landed
     for path in paths:
         extract = path.parent.name
@@ -75,10 +79,18 @@ def test_one_format_for_all(tmp_path: Path, fmt: str) -> None:
     assert {p.suffix for p in paths} == {f".{fmt}"}
 
 
+def test_format_may_be_given_in_place_of_the_mapping(tmp_path: Path) -> None:
+    # `ballast sample --format parquet` calls write_sample(spec, inbox, "parquet")
+    paths = write_sample(SPEC, tmp_path, "parquet")
+    assert {p.suffix for p in paths} == {".parquet"}
+
+
 def test_per_extract_override(tmp_path: Path) -> None:
     paths = write_sample(SPEC, tmp_path, {"demand": "csv", "sites": "parquet"})
     suffix = {p.parent.name: p.suffix for p in paths}
-    assert suffix["demand"] == ".csv" and suffix["sites"] == ".parquet" and suffix["items"] == ".csv"
+    assert suffix["demand"] == ".csv"
+    assert suffix["sites"] == ".parquet"
+    assert suffix["items"] == ".csv"
 
 
 def test_same_spec_lands_identical_bytes(tmp_path: Path, landed: tuple[Path, list[Path]]) -> None:

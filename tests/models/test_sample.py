@@ -123,7 +123,9 @@ def test_shipments_travel_on_lanes_with_their_lead_time(small: dict[str, pl.Data
     assert (it["ship_date"] <= SMALL.as_of_date).all()
     assert (it["eta"] >= SMALL.as_of_date).mean() > 0.85  # mostly still due, a few late
     assert (it["qty"] > 0).all()
-    assert not it.filter(pl.col("origin") == FORBIDDEN_LANE[0], pl.col("destination") == FORBIDDEN_LANE[1]).height
+    assert not it.filter(
+        pl.col("origin") == FORBIDDEN_LANE[0], pl.col("destination") == FORBIDDEN_LANE[1]
+    ).height
 
 
 def test_shipments_run_plant_to_dc_and_dc_to_hub(default: dict[str, pl.DataFrame]) -> None:
@@ -138,7 +140,8 @@ def test_purchase_orders_go_to_plants_within_a_month(small: dict[str, pl.DataFra
     plants = set(small["sites"].filter(pl.col("kind") == "plant")["site_id"])
     assert set(po["destination"]) <= plants
     ahead = [(d - SMALL.as_of_date).days for d in po["eta"]]
-    assert 1 <= min(ahead) and max(ahead) <= 30
+    assert 1 <= min(ahead)
+    assert max(ahead) <= 30
     assert (po["qty"] > 0).all()
 
 
@@ -147,7 +150,8 @@ def test_inventory_is_consistent(small: dict[str, pl.DataFrame]) -> None:
     assert (inv["as_of"] == SMALL.as_of).all()
     assert (inv["on_hand"] >= 0).all()
     assert ((inv["allocated"] + inv["reserved"]) <= inv["on_hand"]).all()
-    assert (inv["allocated"] >= 0).all() and (inv["reserved"] >= 0).all()
+    assert (inv["allocated"] >= 0).all()
+    assert (inv["reserved"] >= 0).all()
     assert (inv["on_hand"] == inv["on_hand"].round()).all()
     kinds = small["sites"].filter(pl.col("site_id").is_in(inv["site_id"].unique().implode()))["kind"]
     assert set(kinds) == {"plant", "dc", "hub"}  # suppliers hold no stock
@@ -163,25 +167,30 @@ def test_inventory_is_consistent(small: dict[str, pl.DataFrame]) -> None:
 def test_book_inventory_matches_wms_except_a_few_rows(default: dict[str, pl.DataFrame]) -> None:
     wms = default["inventory"].group_by("site_id", "sku").agg(on_hand=pl.col("on_hand").sum())
     both = default["book_inventory"].join(wms, on=["site_id", "sku"], how="full", coalesce=True)
-    assert both["qty"].null_count() == 0 and both["on_hand"].null_count() == 0
+    assert both["qty"].null_count() == 0
+    assert both["on_hand"].null_count() == 0
     off = ((both["qty"] - both["on_hand"]).abs() / both["on_hand"].clip(lower_bound=1)) > 0.02
-    assert 0.003 <= off.mean() <= 0.03
+    assert 0 < off.sum()
+    assert off.mean() <= 0.006  # below the default gate's 1% quarantine budget
     assert ((both["qty"] == both["on_hand"]) | off).all()  # equal, or clearly different
     assert (both["qty"] >= 0).all()
 
 
 def test_items_are_plausible(default: dict[str, pl.DataFrame]) -> None:
     items = default["items"]
-    assert items["sku"][0] == "SKU-00001" and items.height == 300
+    assert items["sku"][0] == "SKU-00001"
+    assert items.height == 300
     priced = items.filter(pl.col("unit_price").is_not_null())
     assert (priced["unit_price"] > priced["unit_cost"]).all()
     assert items["unit_price"].null_count() <= 0.05 * items.height
     yearly = items["holding_cost_per_day"] * 365 / items["unit_cost"]
-    assert yearly.min() >= 0.19 and yearly.max() <= 0.26
+    assert yearly.min() >= 0.19
+    assert yearly.max() <= 0.26
     assert (items["unit_volume"] > 0).all()
     life = items["shelf_life_days"].drop_nulls()
     assert 0.05 * items.height <= life.len() <= 0.25 * items.height
-    assert life.min() >= 30 and life.max() <= 120
+    assert life.min() >= 30
+    assert life.max() <= 120
 
 
 # ---------------------------------------------------------------------------- network shape
@@ -193,7 +202,8 @@ def test_default_sites(default: dict[str, pl.DataFrame]) -> None:
     assert by_kind["supplier"] == {"SUP-01", "SUP-02", "SUP-03"}
     assert by_kind["plant"] == {"PLT-DE-01", "PLT-PL-01"}
     assert by_kind["dc"] == {"DC-DE-01", "DC-FR-01", "DC-NL-01", "DC-IT-01"}
-    assert len(by_kind["hub"]) == 12 and "HUB-CH-01" in by_kind["hub"]
+    assert len(by_kind["hub"]) == 12
+    assert "HUB-CH-01" in by_kind["hub"]
     echelon = dict(sites.select("kind", "echelon").unique().iter_rows())
     assert echelon == {"supplier": 0, "plant": 1, "dc": 2, "hub": 3}
     suppliers = sites.filter(pl.col("kind") == "supplier")
@@ -226,22 +236,32 @@ def test_lanes_by_type(default: dict[str, pl.DataFrame]) -> None:
     assert {("supplier", "plant"), ("plant", "dc"), ("dc", "hub"), ("hub", "hub"), ("dc", "dc")} == types
     lead = {t: (g["lead_time_days"].min(), g["lead_time_days"].max()) for t, g in lanes.group_by("o", "d")}
     purchase = lanes.filter(pl.col("o") == "supplier", pl.col("mode") != "sea")
-    assert 7 <= purchase["lead_time_days"].min() and purchase["lead_time_days"].max() <= 21
+    assert 7 <= purchase["lead_time_days"].min()
+    assert purchase["lead_time_days"].max() <= 21
     sea = lanes.filter(pl.col("mode") == "sea")
-    assert sea.height == 1 and sea["lead_time_days"][0] > 21
-    assert lead[("plant", "dc")][0] >= 2 and lead[("plant", "dc")][1] <= 5
+    assert sea.height == 1
+    assert sea["lead_time_days"][0] > 21
+    assert lead[("plant", "dc")][0] >= 2
+    assert lead[("plant", "dc")][1] <= 5
     for t in (("dc", "hub"), ("hub", "hub"), ("dc", "dc")):
-        assert lead[t][0] >= 1 and lead[t][1] <= 3, t
+        assert 1 <= lead[t][0], t
+        assert lead[t][1] <= 3, t
     # purchase lanes cost about what an item costs; transport lanes a fraction of it
     median_cost = default["items"]["unit_cost"].median()
-    assert all(0.7 * median_cost <= c <= 1.1 * median_cost for c in lanes.filter(pl.col("o") == "supplier")["cost_per_unit"])
+    assert all(
+        0.7 * median_cost <= c <= 1.1 * median_cost
+        for c in lanes.filter(pl.col("o") == "supplier")["cost_per_unit"]
+    )
     assert lanes.filter(pl.col("o") != "supplier")["cost_per_unit"].max() < 1.0
     assert {"truck", "rail", "sea"} <= set(lanes["mode"])
     fixed = lanes["fixed_cost"]
-    assert (fixed == 0).any() and fixed.filter(fixed > 0).is_between(150, 600).all()
-    assert lanes["capacity_per_day"].null_count() > 0 and lanes["capacity_per_day"].drop_nulls().len() > 0
+    assert (fixed == 0).any()
+    assert fixed.filter(fixed > 0).is_between(150, 600).all()
+    assert lanes["capacity_per_day"].null_count() > 0
+    assert lanes["capacity_per_day"].drop_nulls().len() > 0
     minimum = lanes["min_units"].drop_nulls()
-    assert lanes["min_units"].null_count() > 0 and minimum.is_between(20, 100).all()
+    assert lanes["min_units"].null_count() > 0
+    assert minimum.is_between(20, 100).all()
     # every hub is supplied by a DC
     hubs = {s for s, k in kind.items() if k == "hub"}
     assert hubs <= set(lanes.filter(pl.col("o") == "dc", pl.col("d") == "hub")["destination"])
@@ -277,7 +297,8 @@ def test_demand_is_daily_history_up_to_yesterday(small: dict[str, pl.DataFrame])
     assert demand["date"].max() == SMALL.as_of_date - timedelta(days=1)
     per_series = demand.group_by("site_id", "sku").len()["len"]
     assert (per_series == SMALL.history_days).all()
-    assert (demand["qty"] >= 0).all() and (demand["qty"] == demand["qty"].round()).all()
+    assert (demand["qty"] >= 0).all()
+    assert (demand["qty"] == demand["qty"].round()).all()
     kinds = set(small["sites"].filter(pl.col("site_id").is_in(demand["site_id"].unique().implode()))["kind"])
     assert kinds == {"hub", "dc"}
 
@@ -296,9 +317,12 @@ def test_headline_demand_properties(default: dict[str, pl.DataFrame]) -> None:
     stats = _series_stats(default, spec)
     by = {p: stats.filter(pl.col("pattern") == p) for p in PATTERNS}
     # Syntetos-Boylan: smooth series are frequent and steady, intermittent sparse and steady
-    assert (by["smooth"]["adi"] < 1.32).all() and (by["smooth"]["cv2"] < 0.49).mean() > 0.95
-    assert (by["intermittent"]["adi"] > 1.32).all() and (by["intermittent"]["cv2"] < 0.49).mean() > 0.95
-    assert (by["lumpy"]["adi"] > 1.32).all() and (by["lumpy"]["cv2"] > 0.49).mean() > 0.9
+    assert (by["smooth"]["adi"] < 1.32).all()
+    assert (by["smooth"]["cv2"] < 0.49).mean() > 0.95
+    assert (by["intermittent"]["adi"] > 1.32).all()
+    assert (by["intermittent"]["cv2"] < 0.49).mean() > 0.95
+    assert (by["lumpy"]["adi"] > 1.32).all()
+    assert (by["lumpy"]["cv2"] > 0.49).mean() > 0.9
 
     daily = (
         default["demand"]
@@ -316,15 +340,23 @@ def test_headline_demand_properties(default: dict[str, pl.DataFrame]) -> None:
     assert (trend["yoy"] > 0.2).mean() > 0.9  # year over year the level clearly moved
     promo = per_sku.filter(pl.col("pattern") == "promo")["peak"]
     smooth = per_sku.filter(pl.col("pattern") == "smooth")["peak"]
-    assert (promo > 3.0).mean() > 0.9 and (smooth < 2.5).all()  # promotions stand out
+    assert (promo > 3.0).mean() > 0.9
+    assert (smooth < 2.5).all()
     # weekly seasonality: hubs sell more on Saturdays than on Sundays
-    weekday = daily.filter(pl.col("pattern") == "smooth").group_by(pl.col("date").dt.weekday()).agg(pl.col("qty").mean())
+    weekday = (
+        daily.filter(pl.col("pattern") == "smooth")
+        .group_by(pl.col("date").dt.weekday())
+        .agg(pl.col("qty").mean())
+    )
     mean = dict(weekday.iter_rows())
     assert mean[6] > 1.5 * mean[7]
 
     hubs = default["sites"].filter(pl.col("kind") == "hub")["site_id"]
-    carried = default["demand"].filter(pl.col("site_id").is_in(hubs.implode())).group_by("site_id").agg(
-        share=pl.col("sku").n_unique() / spec.skus
+    carried = (
+        default["demand"]
+        .filter(pl.col("site_id").is_in(hubs.implode()))
+        .group_by("site_id")
+        .agg(share=pl.col("sku").n_unique() / spec.skus)
     )
     assert carried["share"].is_between(0.55, 0.85).all()
 
@@ -341,9 +373,12 @@ def test_some_sku_is_short_at_one_hub_and_in_excess_at_a_neighbour(default: dict
     assert pairs["country"].n_unique() >= 2
     # and both directions of imbalance are there: hubs are short of some SKUs, heavy on others
     per_hub = cover.group_by("site_id").agg(
-        short=(pl.col("cover") < 7).mean(), excess=(pl.col("cover") > 42).mean(), zero=(pl.col("on_hand") == 0).sum()
+        short=(pl.col("cover") < 7).mean(),
+        excess=(pl.col("cover") > 42).mean(),
+        zero=(pl.col("on_hand") == 0).sum(),
     )
-    assert (per_hub["short"] > 0).all() and (per_hub["excess"] > 0).all()
+    assert (per_hub["short"] > 0).all()
+    assert (per_hub["excess"] > 0).all()
     assert per_hub["zero"].sum() > 0
 
 
@@ -365,6 +400,8 @@ def test_tight_storage_hubs_exist(default: dict[str, pl.DataFrame]) -> None:
 def test_in_transit_quantities_fit_the_destination(default: dict[str, pl.DataFrame]) -> None:
     # shipments only carry SKUs their destination stocks
     stocked = default["inventory"].select("site_id", "sku").unique()
-    lines = default["in_transit"].join(stocked, left_on=["destination", "sku"], right_on=["site_id", "sku"], how="anti")
+    lines = default["in_transit"].join(
+        stocked, left_on=["destination", "sku"], right_on=["site_id", "sku"], how="anti"
+    )
     assert lines.height == 0
     assert np.isfinite(default["in_transit"]["qty"].to_numpy()).all()
