@@ -116,6 +116,17 @@ def _print_gates(rows: list) -> None:
         console.print("validate: no landed file was waiting for the gate")
 
 
+def _print_data_docs(report: object | None) -> None:
+    if report is None:
+        return
+    failed = report.failures  # type: ignore[attr-defined]
+    console.print(
+        f"statistical suite (Great Expectations): {len(failed)} soft check(s) failed"
+        + "".join(f"\n  {f.suite}.{f.check}: {f.observed}" for f in failed)
+    )
+    console.print(f"Data Docs: {report.docs_index}")  # type: ignore[attr-defined]
+
+
 @app.command()
 def ingest(now: NowOption = None) -> None:
     """Land every delivered inbox file in the warehouse (raw tables), once; archive it."""
@@ -136,6 +147,7 @@ def validate(now: NowOption = None) -> None:
 
     Exits with code 1 when a file is blocked.
     """
+    from ballast.io.data_docs import write_data_docs
     from ballast.io.gate_report import gate_rows
     from ballast.io.staging import validate_pending
     from ballast.io.warehouse import open_warehouse
@@ -143,10 +155,12 @@ def validate(now: NowOption = None) -> None:
 
     settings = Settings()
     policy, _ = load_policy(settings.policy_path)
+    clock = _parse_time(now) or datetime.now(UTC)
     with open_warehouse(settings.db_path) as con:
-        results = validate_pending(con, policy, _parse_time(now))
+        results = validate_pending(con, policy, clock)
         rows = gate_rows(con, [r.file_id for r in results])
     _print_gates(rows)
+    _print_data_docs(write_data_docs(settings, policy, results, clock.strftime("%Y%m%dT%H%M%SZ")))
     if any(r.outcome == "block" for r in results):
         raise typer.Exit(code=1)
 
@@ -198,6 +212,8 @@ def run(now: NowOption = None) -> None:
     with open_warehouse(settings.db_path, read_only=True) as con:
         rows = gate_rows(con, [g.file_id for g in result["gates"]])
     _print_gates(rows)
+    if result["data_docs"]:
+        console.print(f"Data Docs: {result['data_docs']}")
     console.print(f"warehouse: {settings.db_path}")
 
 

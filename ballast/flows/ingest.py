@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ballast.models.policy import load_policy
 from ballast.settings import Settings
-from ballast.tasks.ingest import ingest_task, validate_task
+from ballast.tasks.ingest import ingest_task, statistical_suite_task, validate_task
 
 
 class IngestParams(BaseModel):
@@ -28,4 +28,5 @@ def ingest_flow(params: IngestParams | None = None) -> dict[str, object]:
     policy, _ = load_policy(settings.policy_path)
     report = ingest_task(settings, now)
     gates = validate_task(settings, policy, now)
-    return {"ingest": report, "gates": gates}
+    docs = statistical_suite_task(settings, policy, gates, now.strftime("%Y%m%dT%H%M%SZ"))
+    return {"ingest": report, "gates": gates, "data_docs": docs}

@@ -169,6 +169,8 @@ def _reference_window(
     keep = dates < window_start
     if days is not None:
         keep &= dates >= window_start - pd.Timedelta(days=days)
+    if keep.all():
+        return reference  # the usual case; skips copying millions of rows
     ref = reference.loc[keep, ["date", "site_id", "sku", "qty"]]
     return None if ref.empty else ref
 

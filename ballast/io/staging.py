@@ -13,6 +13,7 @@ import logging
 from datetime import UTC, datetime
 
 import duckdb
+import pandas as pd
 import polars as pl
 
 from ballast.io.warehouse import insert_frame, query_frame, snapshot_as_of, transaction
@@ -148,3 +149,38 @@ def validate_pending(
         validate_file(con, file_id, extract, name, as_of, rejects, policy, now)
         for file_id, extract, name, as_of, rejects in pending_files(con)
     ]
+
+
+def staged_frames(
+    con: duckdb.DuckDBPyConnection, file_ids: dict[str, int]
+) -> tuple[dict[str, pd.DataFrame], pd.DataFrame | None]:
+    """The rows staged from the given files (as pandas, for Great Expectations), the demand
+    history before them as the drift reference, and a WMS-vs-book reconciliation frame."""
+    staged: dict[str, pd.DataFrame] = {}
+    for extract, file_id in file_ids.items():
+        cols = ", ".join(f'"{c}"' for c in EXTRACTS[extract].column_names)
+        staged[extract] = query_frame(con, f"SELECT {cols} FROM stg_{extract} WHERE _file_id = ?", [file_id]).to_pandas()
+    reference = None
+    if "demand" in file_ids:
+        reference = query_frame(
+            con,
+            """SELECT s.date, s.site_id, s.sku, s.qty FROM stg_demand s
+               WHERE s._file_id <> ? AND s.date < (SELECT min(date) FROM stg_demand WHERE _file_id = ?)""",
+            [file_ids["demand"], file_ids["demand"]],
+        ).to_pandas()
+        reference = reference if len(reference) else None
+    if "book_inventory" in file_ids:
+        book = query_frame(
+            con, "SELECT site_id, sku, qty AS book_qty FROM stg_book_inventory WHERE _file_id = ?",
+            [file_ids["book_inventory"]],
+        )
+        as_of = con.execute(
+            "SELECT as_of FROM gate_results WHERE file_id = ?", [file_ids["book_inventory"]]
+        ).fetchone()[0]  # type: ignore[index]
+        wms = snapshot_as_of(con, "inventory", as_of).group_by("site_id", "sku").agg(pl.col("on_hand").sum().alias("wms_qty"))
+        recon = book.join(wms, on=["site_id", "sku"], how="left").with_columns(pl.col("wms_qty").fill_null(0.0))
+        recon = recon.with_columns(
+            ((pl.col("wms_qty") - pl.col("book_qty")) / pl.max_horizontal(pl.col("book_qty"), pl.lit(1.0))).alias("rel_diff")
+        )
+        staged["reconciliation"] = recon.to_pandas()
+    return staged, reference

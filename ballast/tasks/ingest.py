@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from ballast.io.ingest import IngestReport, ingest_inbox
+from ballast.io.data_docs import write_data_docs
 from ballast.io.staging import validate_pending
 from ballast.io.warehouse import open_warehouse
 from ballast.models.gates import GateResult
@@ -35,3 +38,16 @@ def validate_task(settings: Settings, policy: Policy, now: datetime) -> list[Gat
         line = f"{r.extract} {r.file_name}: {r.outcome} ({r.rows_in} in, {r.rows_staged} staged, {r.rows_quarantined} quarantined)"
         (logger.warning if r.outcome == "block" else logger.info)(line + "".join(f"\n  {x}" for x in r.reasons))
     return results
+
+
+@task(name="statistical suite (Great Expectations)", cache_policy=NO_CACHE)
+def statistical_suite_task(settings: Settings, policy: Policy, gates: list[GateResult], run_name: str) -> Path | None:
+    """Soft checks over the files staged in this run; writes Data Docs. Warns, never blocks."""
+    logger = get_run_logger()
+    report = write_data_docs(settings, policy, gates, run_name)
+    if report is None:
+        return None
+    for failure in report.failures:
+        logger.warning("soft check failed: %s.%s — %s", failure.suite, failure.check, failure.observed)
+    logger.info("Data Docs: %s", report.docs_index)
+    return report.docs_index
