@@ -23,6 +23,7 @@ import io
 import json
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,11 +74,13 @@ class FileRejected(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ReadResult:
-    """The text rows of a file (`_row`, `_line`, contract columns, `_extra`) and the reader's rejects."""
+    """A file read as text: how many rows, the reader's rejects, the extra columns, and how to
+    append the rows to `raw_<extract>` under a file id (inside the ingest transaction)."""
 
-    rows: pl.DataFrame
-    rejects: pl.DataFrame  # _row, line, column, rule, value
+    rows: int
+    rejects: pl.DataFrame  # row, line, column, rule, value
     extra_columns: tuple[str, ...]
+    write: Callable[[duckdb.DuckDBPyConnection, int], None]
 
 
 REJECT_SCHEMA = {"row": pl.Int64, "line": pl.Int64, "column": pl.String, "rule": pl.String, "value": pl.String}
@@ -163,36 +166,56 @@ def read_csv_text(con: duckdb.DuckDBPyConnection, path: Path, extract: Extract) 
         ],
         schema=REJECT_SCHEMA,
     )
-    frame = _with_extra(rows, extra).select(
-        "_row", "_line", *extract.column_names, "_extra"
-    )
-    return ReadResult(rows=frame, rejects=rejects, extra_columns=extra)
+    frame = _with_extra(rows, extra).select("_row", "_line", *extract.column_names, "_extra")
+
+    def write(con: duckdb.DuckDBPyConnection, file_id: int) -> None:
+        insert_frame(con, f"raw_{extract.name}", frame.with_columns(pl.lit(file_id, pl.Int64).alias("_file_id")))
+
+    return ReadResult(rows=frame.height, rejects=rejects, extra_columns=extra, write=write)
 
 
-def _as_text(col: pl.Series) -> pl.Series:
-    """Render a typed Parquet column as the text a CSV would have carried (ISO dates, UTC `Z`)."""
-    dtype = col.dtype
-    if isinstance(dtype, pl.Datetime):
-        if dtype.time_zone is None:
-            return col.dt.strftime("%Y-%m-%dT%H:%M:%S%.f")  # no zone: the gate will refuse it
-        return col.dt.convert_time_zone("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ")
-    if dtype == pl.Date:
-        return col.dt.strftime("%Y-%m-%d")
-    return col.cast(pl.String)
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
-def read_parquet_text(path: Path, extract: Extract) -> ReadResult:
+def _text_expr(name: str, duck_type: str) -> str:
+    """SQL rendering a typed Parquet column as the text a CSV would carry (ISO dates, UTC `Z`)."""
+    col = _quote(name)
+    if duck_type == "TIMESTAMP WITH TIME ZONE":
+        return f"strftime({col}, '%Y-%m-%dT%H:%M:%S.%fZ')"  # the session zone is UTC
+    if duck_type.startswith("TIMESTAMP"):
+        return f"strftime({col}, '%Y-%m-%dT%H:%M:%S.%f')"  # no zone: the gate will refuse it
+    if duck_type == "DATE":
+        return f"strftime({col}, '%Y-%m-%d')"
+    return f"CAST({col} AS VARCHAR)"
+
+
+def read_parquet_text(con: duckdb.DuckDBPyConnection, path: Path, extract: Extract) -> ReadResult:
+    """Describe a Parquet file; its rows are copied by DuckDB itself, never held in Python."""
     try:
-        frame = pl.read_parquet(path)
-    except Exception as exc:  # polars raises several error types for a damaged file
+        described = con.sql("DESCRIBE SELECT * FROM read_parquet($path)", params={"path": str(path)}).fetchall()
+        rows = con.execute("SELECT count(*) FROM read_parquet(?)", [str(path)]).fetchone()[0]  # type: ignore[index]
+    except duckdb.Error as exc:
         raise FileRejected(f"{path.name}: not a readable Parquet file ({exc}); rule: parquet:format") from exc
-    extra = _check_columns(frame.columns, extract, path.name)
-    text = pl.DataFrame([_as_text(frame.get_column(c)) for c in frame.columns])
-    text = text.with_row_index("_row", offset=1).with_columns(
-        pl.col("_row").cast(pl.Int64), pl.lit(None, pl.Int64).alias("_line")
+    types = {r[0]: r[1] for r in described}
+    extra = _check_columns(list(types), extract, path.name)
+    select = ", ".join(_text_expr(c, types[c]) for c in extract.column_names)
+    extra_sql = (
+        "to_json(struct_pack(" + ", ".join(f"{_quote(c)} := {_text_expr(c, types[c])}" for c in extra) + "))"
+        if extra
+        else "NULL"
     )
-    rows = _with_extra(text, extra).select("_row", "_line", *extract.column_names, "_extra")
-    return ReadResult(rows=rows, rejects=pl.DataFrame(schema=REJECT_SCHEMA), extra_columns=extra)
+    columns = ", ".join(_quote(c) for c in ("_file_id", "_row", "_line", *extract.column_names, "_extra"))
+
+    def write(con: duckdb.DuckDBPyConnection, file_id: int) -> None:
+        con.execute(
+            f"""INSERT INTO raw_{extract.name} ({columns})
+                SELECT ?, file_row_number + 1, NULL, {select}, {extra_sql}
+                FROM read_parquet(?, file_row_number = true) ORDER BY file_row_number""",
+            [file_id, str(path)],
+        )
+
+    return ReadResult(rows=int(rows), rejects=pl.DataFrame(schema=REJECT_SCHEMA), extra_columns=extra, write=write)
 
 
 def scan_inbox(inbox: Path) -> list[Path]:
@@ -324,8 +347,8 @@ def ingest_file(
             )
         if size == 0:
             raise FileRejected(f"{path.name}: empty file (0 bytes); rule: landing:empty")
-        read = read_csv_text(con, path, extract) if name.fmt == "csv" else read_parquet_text(path, extract)
-        records = read.rows.height + read.rejects.height
+        read = read_csv_text(con, path, extract) if name.fmt == "csv" else read_parquet_text(con, path, extract)
+        records = read.rows + read.rejects.height
         if records != manifest.rows:
             unreadable = "; ".join(
                 f"line {r['line']}: {r['rule']}" for r in read.rejects.head(3).iter_rows(named=True)
@@ -345,18 +368,18 @@ def ingest_file(
         con.execute(
             """INSERT INTO ingest_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'landed', NULL, ?)""",
             [file_id, extract.name, path.name, sha, path.stat().st_size, name.fmt, name.as_of, declared,
-             read.rows.height, read.rejects.height, json.dumps(list(read.extra_columns)), now],
+             read.rows, read.rejects.height, json.dumps(list(read.extra_columns)), now],
         )
-        insert_frame(con, f"raw_{extract.name}", read.rows.with_columns(pl.lit(file_id, pl.Int64).alias("_file_id")))
+        read.write(con, file_id)
         _insert_quarantine(con, file_id, extract.name, path.name, read.rejects, now)
     _archive(path, inbox, archive)
-    msg = f"{path.name}: {read.rows.height} rows landed"
+    msg = f"{path.name}: {read.rows} rows landed"
     if read.rejects.height:
         msg += f", {read.rejects.height} unreadable line(s) quarantined"
     if read.extra_columns:
         msg += f"; extra columns kept, ignored: {', '.join(read.extra_columns)}"
     return FileOutcome(
-        str(path), extract.name, "landed", msg, file_id=file_id, rows=read.rows.height,
+        str(path), extract.name, "landed", msg, file_id=file_id, rows=read.rows,
         rows_rejected=read.rejects.height,
     )
 

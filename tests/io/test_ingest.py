@@ -365,3 +365,45 @@ def test_book_inventory_far_from_wms_blocks_reconciliation(con, policy):
     assert any("2 of 6 site×SKU pairs differ from WMS beyond 2%" in r for r in gate.reasons)
     rules = [r["rule"] for r in quarantined(con, path.name)]
     assert len(rules) == 2 and all(r.startswith("reconciliation — book") for r in rules)
+
+
+def test_chunked_validation_catches_duplicates_across_chunks(con, policy, monkeypatch):
+    import ballast.io.staging as staging
+
+    monkeypatch.setattr(staging, "CHUNK_ROWS", 20)
+    demand = f.demand(LATER, days=14)  # 42 rows: three chunks
+    dup = demand.head(1)
+    path = land_frame(pl.concat([demand, dup]), Settings().inbox_dir, "demand", LATER, "parquet")
+    _, [gate] = run(con, policy)
+    rows = quarantined(con, path.name)
+    assert {r["row"] for r in rows} == {1, 43}
+    assert all(r["rule"].startswith("key:unique") for r in rows)
+    assert gate.outcome == "block"  # 2 of 43 rows is above the 2% allowed for demand
+    staged = con.execute(
+        "SELECT count(*) FROM stg_demand s JOIN ingest_files f ON f.file_id = s._file_id WHERE f.file_name = ?",
+        [path.name],
+    ).fetchone()
+    assert staged == (0,)
+
+
+def test_chunked_validation_stages_the_same_rows(con, policy, monkeypatch):
+    import ballast.io.staging as staging
+
+    monkeypatch.setattr(staging, "CHUNK_ROWS", 10)
+    demand = f.demand(LATER, days=14)
+    land_frame(demand, Settings().inbox_dir, "demand", LATER, "parquet")
+    _, [gate] = run(con, policy)
+    assert gate.outcome == "pass" and gate.rows_staged == demand.height
+
+
+def test_parquet_naive_timestamps_are_refused_and_extra_columns_kept(con, policy):
+    frame = f.inventory(LATER).with_columns(
+        pl.col("as_of").dt.replace_time_zone(None), pl.lit(3, pl.Int32).alias("aisle")
+    )
+    path = land_frame(frame, Settings().inbox_dir, "inventory", LATER, "parquet")
+    [outcome], [gate] = run(con, policy)
+    assert "aisle" in outcome.message
+    rows = quarantined(con, path.name)
+    assert len(rows) == 6 and all("no time zone" in r["rule"] for r in rows)
+    assert rows[0]["value"] == "2026-11-23T06:15:00.000000"
+    assert gate.outcome == "block"
