@@ -17,6 +17,7 @@ Nothing is updated or deleted: the state known at any past time is a query over 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,6 +40,7 @@ DUCK_TYPES = {
 }
 
 PASSING = ("pass", "pass_with_quarantine")
+DEFAULT_MEMORY_LIMIT = os.environ.get("BALLAST_DUCKDB_MEMORY_LIMIT", "2GB")
 
 
 class WarehouseBusy(RuntimeError):
@@ -197,7 +199,12 @@ def _is_lock_error(exc: duckdb.Error) -> bool:
 
 @contextmanager
 def open_warehouse(
-    path: Path, *, read_only: bool = False, wait_seconds: float = 30.0, poll_seconds: float = 0.5
+    path: Path,
+    *,
+    read_only: bool = False,
+    wait_seconds: float = 30.0,
+    poll_seconds: float = 0.5,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the DuckDB file, waiting up to `wait_seconds` while another process holds it.
 
@@ -222,6 +229,9 @@ def open_warehouse(
     try:
         # Dates of UTC timestamps are UTC dates, whatever the machine's zone.
         con.execute("SET TimeZone = 'UTC'")
+        # DuckDB's buffer pool would otherwise grow to 80% of RAM on big scans; past this it
+        # spills to `<db>.tmp`. Planning cycles must stay lean next to the solver.
+        con.execute("SET memory_limit = ?", [memory_limit])
         if not read_only:
             ensure_schema(con)
         yield con
