@@ -16,7 +16,7 @@ import duckdb
 import pandas as pd
 import polars as pl
 
-from ballast.io.warehouse import insert_frame, query_frame, snapshot_as_of
+from ballast.io.warehouse import insert_frame, query_frame, snapshot_as_of, transaction
 from ballast.models.contract import EXTRACTS, VALIDATION_ORDER
 from ballast.models.gates import (
     GateResult,
@@ -74,10 +74,11 @@ def validate_file(
     policy: Policy,
     now: datetime,
 ) -> GateResult:
-    """Gate one landed file and write its outcome (staged rows, quarantine, gate result) atomically.
+    """Gate one landed file: stage its good rows, quarantine the rest, record the verdict.
 
     Rows are typed and checked in chunks of `CHUNK_ROWS`, so a two-year demand history of a large
-    network never sits in memory at once; keys repeated across chunks are caught in SQL.
+    network never sits in memory at once; keys repeated across chunks are caught in SQL. The
+    verdict (with the quarantine rows) is one transaction, and it is what makes staged rows count.
     """
     spec = EXTRACTS[extract_name]
     known = {
@@ -91,98 +92,97 @@ def validate_file(
     recon_failures: list[pl.DataFrame] = []
     compared = 0
     staged_rows = 0
-    con.execute("BEGIN TRANSACTION")
-    try:
-        for first in range(1, total + 1, CHUNK_ROWS):
-            raw = query_frame(
-                con,
-                f"SELECT * FROM raw_{spec.name} WHERE _file_id = ? AND _row BETWEEN ? AND ? ORDER BY _row",
-                [file_id, first, first + CHUNK_ROWS - 1],
-            )
-            parsed = parse_extract(raw, spec)
-            failures = pl.concat(
-                [parsed.failures, schema_failures(parsed.typed, spec), reference_failures(parsed.typed, spec, known, lanes)]
-            )
-            lines = raw.select(ROW, "_line")
-            row_failures.append(_quarantine_frame(failures, lines))
-            if wms is not None:
-                # Reconciliation differences are findings about the book, not bad rows: listed in
-                # quarantine, rows staged; they block only beyond `reconciliation_max_share`.
-                recon, n = reconciliation_failures(parsed.typed, wms, policy.quality_gates.reconciliation_tolerance)
-                recon_failures.append(_quarantine_frame(recon, lines))
-                compared += n
-            bad = failures.get_column(ROW).drop_nulls().unique().implode()
-            good = parsed.typed.filter(~pl.col(ROW).is_in(bad))
-            insert_frame(
-                con,
-                f"stg_{spec.name}",
-                good.with_columns(
-                    pl.lit(file_id, pl.Int64).alias("_file_id"),
-                    pl.lit(as_of).cast(pl.Datetime("us", "UTC")).alias("_as_of"),
-                ),
-            )
-            staged_rows += good.height
-        if total > CHUNK_ROWS:
-            dups = _cross_chunk_duplicates(con, spec.name, spec.key, file_id)
-            if dups.height:
-                con.execute(
-                    f"DELETE FROM stg_{spec.name} WHERE _file_id = ? AND list_contains(CAST(? AS BIGINT[]), _row)",
-                    [file_id, dups.get_column("row").to_list()],
-                )
-                staged_rows -= dups.height
-                line_of = query_frame(
-                    con,
-                    f"SELECT _row AS \"row\", _line AS line FROM raw_{spec.name} WHERE _file_id = ? "
-                    "AND list_contains(CAST(? AS BIGINT[]), _row)",
-                    [file_id, dups.get_column("row").to_list()],
-                )
-                row_failures.append(
-                    line_of.with_columns(
-                        pl.lit(",".join(spec.key)).alias("column"),
-                        pl.lit(f"key:unique — duplicate key ({', '.join(spec.key)})").alias("rule"),
-                        pl.lit(None, pl.String).alias("value"),
-                    ).select("row", "column", "rule", "value", "line")
-                )
-        rows_failed = pl.concat(row_failures, how="diagonal_relaxed")
-        recon_all = pl.concat(recon_failures, how="diagonal_relaxed") if recon_failures else rows_failed.clear()
-        file_reasons: list[str] = []
-        stale = staleness(as_of, now, policy.staleness_budget(spec.name))
-        if stale:
-            file_reasons.append(stale)
-        file_reasons.extend(
-            f"{r['column']}: {r['rule']}" for r in rows_failed.filter(pl.col("row").is_null()).iter_rows(named=True)
+    # Staged rows count only once the file's gate result says pass (every reader joins on it), so
+    # chunks are committed as they go and memory stays flat; rows left by an interrupted attempt
+    # were never visible and are cleared first.
+    con.execute(f"DELETE FROM stg_{spec.name} WHERE _file_id = ?", [file_id])
+    for first in range(1, total + 1, CHUNK_ROWS):
+        raw = query_frame(
+            con,
+            f"SELECT * FROM raw_{spec.name} WHERE _file_id = ? AND _row BETWEEN ? AND ? ORDER BY _row",
+            [file_id, first, first + CHUNK_ROWS - 1],
         )
-        rows_in = total + ingest_rejects
-        rows_bad = rows_failed.get_column("row").drop_nulls().n_unique() + ingest_rejects
-        gate = policy.quality_gates.for_extract(spec.name)
-        outcome, reasons = decide(rows_in, rows_bad, gate.max_quarantine_share, file_reasons, spec.name)
-        if recon_all.height:
-            outcome = _reconciliation_verdict(recon_all.height, compared, policy, outcome, reasons)
+        parsed = parse_extract(raw, spec)
+        failures = pl.concat(
+            [parsed.failures, schema_failures(parsed.typed, spec), reference_failures(parsed.typed, spec, known, lanes)]
+        )
+        lines = raw.select(ROW, "_line")
+        row_failures.append(_quarantine_frame(failures, lines))
+        if wms is not None:
+            # Reconciliation differences are findings about the book, not bad rows: listed in
+            # quarantine, rows staged; they block only beyond `reconciliation_max_share`.
+            recon, n = reconciliation_failures(parsed.typed, wms, policy.quality_gates.reconciliation_tolerance)
+            recon_failures.append(_quarantine_frame(recon, lines))
+            compared += n
+        bad = failures.get_column(ROW).drop_nulls().unique().implode()
+        good = parsed.typed.filter(~pl.col(ROW).is_in(bad))
+        insert_frame(
+            con,
+            f"stg_{spec.name}",
+            good.with_columns(
+                pl.lit(file_id, pl.Int64).alias("_file_id"),
+                pl.lit(as_of).cast(pl.Datetime("us", "UTC")).alias("_as_of"),
+            ),
+        )
+        staged_rows += good.height
+    if total > CHUNK_ROWS:
+        dups = _cross_chunk_duplicates(con, spec.name, spec.key, file_id)
+        if dups.height:
+            con.execute(
+                f"DELETE FROM stg_{spec.name} WHERE _file_id = ? AND list_contains(CAST(? AS BIGINT[]), _row)",
+                [file_id, dups.get_column("row").to_list()],
+            )
+            staged_rows -= dups.height
+            line_of = query_frame(
+                con,
+                f"SELECT _row AS \"row\", _line AS line FROM raw_{spec.name} WHERE _file_id = ? "
+                "AND list_contains(CAST(? AS BIGINT[]), _row)",
+                [file_id, dups.get_column("row").to_list()],
+            )
+            row_failures.append(
+                line_of.with_columns(
+                    pl.lit(",".join(spec.key)).alias("column"),
+                    pl.lit(f"key:unique — duplicate key ({', '.join(spec.key)})").alias("rule"),
+                    pl.lit(None, pl.String).alias("value"),
+                ).select("row", "column", "rule", "value", "line")
+            )
+    rows_failed = pl.concat(row_failures, how="diagonal_relaxed")
+    recon_all = pl.concat(recon_failures, how="diagonal_relaxed") if recon_failures else rows_failed.clear()
+    file_reasons: list[str] = []
+    stale = staleness(as_of, now, policy.staleness_budget(spec.name))
+    if stale:
+        file_reasons.append(stale)
+    file_reasons.extend(
+        f"{r['column']}: {r['rule']}" for r in rows_failed.filter(pl.col("row").is_null()).iter_rows(named=True)
+    )
+    rows_in = total + ingest_rejects
+    rows_bad = rows_failed.get_column("row").drop_nulls().n_unique() + ingest_rejects
+    gate = policy.quality_gates.for_extract(spec.name)
+    outcome, reasons = decide(rows_in, rows_bad, gate.max_quarantine_share, file_reasons, spec.name)
+    if recon_all.height:
+        outcome = _reconciliation_verdict(recon_all.height, compared, policy, outcome, reasons)
+    if outcome == "block":
+        staged_rows = 0
+    quarantine = pl.concat([rows_failed, recon_all], how="diagonal_relaxed").with_columns(
+        pl.lit(file_id, pl.Int64).alias("file_id"),
+        pl.lit(spec.name).alias("extract"),
+        pl.lit(file_name).alias("file_name"),
+        pl.lit("validate").alias("stage"),
+        pl.lit(now).cast(pl.Datetime("us", "UTC")).alias("detected_at"),
+    )
+    result = GateResult(
+        file_id=file_id, extract=spec.name, file_name=file_name, as_of=as_of, rows_in=rows_in,
+        rows_staged=staged_rows, rows_quarantined=rows_bad, outcome=outcome, reasons=tuple(reasons),
+    )
+    with transaction(con):
         if outcome == "block":
-            # nothing of a blocked file is staged: undo the chunks, then record the verdict
-            con.execute("ROLLBACK")
-            con.execute("BEGIN TRANSACTION")
-            staged_rows = 0
-        quarantine = pl.concat([rows_failed, recon_all], how="diagonal_relaxed").with_columns(
-            pl.lit(file_id, pl.Int64).alias("file_id"),
-            pl.lit(spec.name).alias("extract"),
-            pl.lit(file_name).alias("file_name"),
-            pl.lit("validate").alias("stage"),
-            pl.lit(now).cast(pl.Datetime("us", "UTC")).alias("detected_at"),
-        )
-        result = GateResult(
-            file_id=file_id, extract=spec.name, file_name=file_name, as_of=as_of, rows_in=rows_in,
-            rows_staged=staged_rows, rows_quarantined=rows_bad, outcome=outcome, reasons=tuple(reasons),
-        )
+            # nothing of a blocked file is staged
+            con.execute(f"DELETE FROM stg_{spec.name} WHERE _file_id = ?", [file_id])
         insert_frame(con, "quarantine", quarantine)
         con.execute(
             "INSERT INTO gate_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [file_id, spec.name, file_name, as_of, rows_in, staged_rows, rows_bad, outcome, result.reasons_json(), now],
         )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     log.info("gate %s %s: %s (%d in, %d staged, %d quarantined)", spec.name, file_name, outcome, rows_in,
              staged_rows, rows_bad)
     return result

@@ -5,7 +5,8 @@
   columns outside the contract are kept as JSON in `_extra`.
 * `quarantine` — every rejected cell or row with file, row, column, rule and value.
 * `gate_results` — the gate outcome of each file (pass / pass_with_quarantine / block).
-* `stg_<extract>` — typed, validated rows of files that passed their gate.
+* `stg_<extract>` — typed, validated rows; they count only for files whose gate result passed
+  (every reader joins on `gate_results`), so a file is staged in chunks and still all-or-nothing.
 
 Plan marts (`plans`, `transfer_orders`, `decisions`, `released_orders`, `outbox_deliveries`,
 `audit_log`, `cycle_runs`) are described here too and written by `ballast.io.plans`.
