@@ -53,13 +53,11 @@ def densify(demand: pl.DataFrame, as_of: date, window_days: int) -> pl.DataFrame
     spans = spans.with_columns(
         pl.max_horizontal(pl.col("first"), pl.lit(start_floor)).alias("first"), pl.lit(last).alias("last")
     )
-    grid = spans.select(
-        *SERIES_KEY, pl.date_ranges("first", "last", interval="1d").alias("date")
-    ).explode("date")
+    grid = spans.select(*SERIES_KEY, pl.date_ranges("first", "last", interval="1d").alias("date")).explode(
+        "date"
+    )
     daily = (
-        recent.filter(pl.col("date") >= start_floor)
-        .group_by(*SERIES_KEY, "date")
-        .agg(pl.col("qty").sum())
+        recent.filter(pl.col("date") >= start_floor).group_by(*SERIES_KEY, "date").agg(pl.col("qty").sum())
     )
     return (
         grid.join(daily, on=[*SERIES_KEY, "date"], how="left")

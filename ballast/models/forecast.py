@@ -15,12 +15,16 @@ Each series is fitted on its last `fit_window_days`, cross-validated on `cv_wind
 `cv_step_days` apart over the full horizon, and the model with the lowest mean score wins
 (MASE for smooth/erratic, RMSSE for intermittent/lumpy, because MAE rewards forecasting zero
 for sparse demand, which starves the stock). Intervals are native where the model has them
-(SeasonalNaive, ETS, Theta, ARIMA) and conformal otherwise.
+(SeasonalNaive, ETS, Theta, ARIMA) and conformal otherwise: the quantiles of the model's own
+CV errors on the ratio scale (actual / forecast), pooled over windows and horizon days
+(cross-conformal: the coverage reported for a CV window uses only the other windows). These
+are asymmetric, which is what intermittent demand needs: most days the actual is zero, on a
+few it is a whole lump.
 
 Output quantiles: `q80`/`q95` are the 80th/95th percentiles of the day's demand (the upper
 ends of the central 60%/90% intervals), `lo80..hi80` and `lo95..hi95` the central 80%/95%
-intervals; the models' intervals are symmetric, so `q50` is the point forecast. Everything is
-clipped at zero: demand is never negative.
+intervals, `q50` the median (the point forecast where intervals are native and symmetric).
+Everything is clipped at zero: demand is never negative.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Final, Protocol
 
 import numpy as np
@@ -60,7 +64,6 @@ class ForecastConfig:
     min_history_days: int = 28
     cv_windows: int = 3
     cv_step_days: int = 7
-    conformal_windows: int = 3
     expensive_budget: int = 300
     arima_budget: int = 30
     seasonal_window_weeks: int = 4
@@ -76,8 +79,8 @@ class ForecastConfig:
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
     def required_history(self, h: int) -> int:
-        """Days needed to cross-validate: the CV span plus two conformal windows before it."""
-        return h + (self.cv_windows - 1) * self.cv_step_days + 2 * h + 1
+        """Days needed to cross-validate: the CV span plus a training stretch of 8 weeks."""
+        return h + (self.cv_windows - 1) * self.cv_step_days + 8 * self.season_length
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> ForecastConfig:
@@ -125,9 +128,41 @@ class PartitionResult:
 # --------------------------------------------------------------------------------------------
 # candidate models
 
+NATIVE_INTERVALS: Final = frozenset({BENCHMARK, "AutoETS", "AutoTheta", "AutoARIMA"})
+# Probabilities of the empirical error quantiles that make the output columns of a model
+# without native intervals: lo95, lo80, q50, q80, hi80, q95, hi95.
+ERROR_PROBS: Final = {
+    "lo95": 0.025,
+    "lo80": 0.10,
+    "q50": 0.50,
+    "q80": 0.80,
+    "hi80": 0.90,
+    "q95": 0.95,
+    "hi95": 0.975,
+}
 
-def candidate_models(tier: str, h: int, config: ForecastConfig) -> tuple[list[Any], list[Any]]:
-    """(models that refit per CV window, models cross-validated with one fit + `forward`)."""
+
+@dataclass(frozen=True)
+class Candidates:
+    """The candidate models of a tier, grouped by how StatsForecast must run them."""
+
+    native: list[Any]  # native intervals, refit per CV window
+    plain: list[Any]  # no native intervals (conformal from CV errors), refit per window
+    forward: list[Any]  # native intervals, one fit then `forward` over the CV windows
+
+    @property
+    def names(self) -> list[str]:
+        return [m.alias for m in self.native + self.plain + self.forward]
+
+    def by_name(self, name: str) -> Any:
+        for model in self.native + self.plain + self.forward:
+            if model.alias == name:
+                return model
+        raise KeyError(f"model {name!r} is not a candidate")
+
+
+def candidate_models(tier: str, config: ForecastConfig) -> Candidates:
+    """The models a series of `tier` competes with (SeasonalNaive always among them)."""
     from statsforecast.models import (
         ADIDA,
         IMAPA,
@@ -140,51 +175,35 @@ def candidate_models(tier: str, h: int, config: ForecastConfig) -> tuple[list[An
         SeasonalNaive,
         SeasonalWindowAverage,
     )
-    from statsforecast.utils import ConformalIntervals
 
     m = config.season_length
-    conformal = ConformalIntervals(h=h, n_windows=config.conformal_windows)
-    refit: list[Any] = [SeasonalNaive(season_length=m, alias=BENCHMARK)]
+    native: list[Any] = [SeasonalNaive(season_length=m, alias=BENCHMARK)]
+    plain: list[Any] = []
     forward: list[Any] = []
     if tier == "intermittent":
-        refit += [
-            CrostonOptimized(alias="CrostonOptimized", prediction_intervals=conformal),
-            ADIDA(alias="ADIDA", prediction_intervals=conformal),
-            IMAPA(alias="IMAPA", prediction_intervals=conformal),
-            TSB(
-                alpha_d=config.tsb_alpha_d,
-                alpha_p=config.tsb_alpha_p,
-                alias="TSB",
-                prediction_intervals=conformal,
-            ),
+        plain = [
+            CrostonOptimized(alias="CrostonOptimized"),
+            ADIDA(alias="ADIDA"),
+            IMAPA(alias="IMAPA"),
+            TSB(alpha_d=config.tsb_alpha_d, alpha_p=config.tsb_alpha_p, alias="TSB"),
         ]
     elif tier in ("cheap", "rich", "full"):
-        refit += [
-            SeasonalExponentialSmoothingOptimized(
-                season_length=m, alias="SeasonalESOpt", prediction_intervals=conformal
-            ),
+        plain = [
+            SeasonalExponentialSmoothingOptimized(season_length=m, alias="SeasonalESOpt"),
             SeasonalWindowAverage(
-                season_length=m,
-                window_size=config.seasonal_window_weeks,
-                alias="SeasonalWindowAverage",
-                prediction_intervals=conformal,
+                season_length=m, window_size=config.seasonal_window_weeks, alias="SeasonalWindowAverage"
             ),
         ]
         if tier in ("rich", "full"):
-            forward += [AutoETS(season_length=m, alias="AutoETS"), AutoTheta(season_length=m, alias="AutoTheta")]
+            forward = [
+                AutoETS(season_length=m, alias="AutoETS"),
+                AutoTheta(season_length=m, alias="AutoTheta"),
+            ]
         if tier == "full":
-            forward += [AutoARIMA(season_length=m, alias="AutoARIMA")]
+            forward.append(AutoARIMA(season_length=m, alias="AutoARIMA"))
     else:
         raise ValueError(f"no candidate models for tier {tier!r}")
-    return refit, forward
-
-
-def _model_by_name(name: str, tier: str, h: int, config: ForecastConfig) -> Any:
-    refit, forward = candidate_models(tier, h, config)
-    for model in refit + forward:
-        if model.alias == name:
-            return model
-    raise KeyError(f"model {name!r} is not a candidate of tier {tier!r}")
+    return Candidates(native, plain, forward)
 
 
 # --------------------------------------------------------------------------------------------
@@ -200,45 +219,97 @@ def assign_tiers(meta: pl.DataFrame, h: int, config: ForecastConfig) -> pl.DataF
     required = config.required_history(h)
     smooth = pl.col("demand_class").is_in(["smooth", "erratic"])
     rank = (
-        pl.when(smooth)
-        .then(pl.col("demand_value"))
-        .otherwise(None)
-        .rank(method="ordinal", descending=True)
+        pl.when(smooth).then(pl.col("demand_value")).otherwise(None).rank(method="ordinal", descending=True)
     )
     short = (pl.col("n_days") < required) | (pl.col("n_demand_days") == 0) | (pl.col("demand_class") == "new")
-    return meta.with_columns(rank.alias("_rank")).with_columns(
-        pl.when(short)
-        .then(pl.lit("fallback"))
-        .when(~smooth)
-        .then(pl.lit("intermittent"))
-        .when(pl.col("_rank") <= config.arima_budget)
-        .then(pl.lit("full"))
-        .when(pl.col("_rank") <= config.expensive_budget)
-        .then(pl.lit("rich"))
-        .otherwise(pl.lit("cheap"))
-        .alias("tier")
-    ).drop("_rank")
+    return (
+        meta.with_columns(rank.alias("_rank"))
+        .with_columns(
+            pl.when(short)
+            .then(pl.lit("fallback"))
+            .when(~smooth)
+            .then(pl.lit("intermittent"))
+            .when(pl.col("_rank") <= config.arima_budget)
+            .then(pl.lit("full"))
+            .when(pl.col("_rank") <= config.expensive_budget)
+            .then(pl.lit("rich"))
+            .otherwise(pl.lit("cheap"))
+            .alias("tier")
+        )
+        .drop("_rank")
+    )
 
 
 # --------------------------------------------------------------------------------------------
-# metrics
+# metrics and selection
 
 
-def _long_cv(cv: pl.DataFrame, names: list[str], levels: tuple[int, ...]) -> pl.DataFrame:
-    """CV output in long form: unique_id, ds, cutoff, y, model, yhat, lo<l>, hi<l> (clipped ≥ 0)."""
+def _long_cv(cv: pl.DataFrame, names: list[str], with_levels: bool) -> pl.DataFrame:
+    """CV output in long form: unique_id, ds, cutoff, y, model, yhat, lo80, hi80, lo95, hi95.
+
+    Values are clipped at zero (what would be published); intervals are null for models
+    without native ones until `_cross_conformal` fills them.
+    """
     parts = []
     for name in names:
         cols = [pl.col(name).alias("yhat")]
-        for lv in levels:
-            cols += [pl.col(f"{name}-lo-{lv}").alias(f"lo{lv}"), pl.col(f"{name}-hi-{lv}").alias(f"hi{lv}")]
+        for lv in CV_LEVELS:
+            for side in ("lo", "hi"):
+                src = pl.col(f"{name}-{side}-{lv}") if with_levels else pl.lit(None, dtype=pl.Float64)
+                cols.append(src.alias(f"{side}{lv}"))
         parts.append(cv.select("unique_id", "ds", "cutoff", "y", pl.lit(name).alias("model"), *cols))
     out = pl.concat(parts)
-    value_cols = ["yhat", *[f"{side}{lv}" for lv in levels for side in ("lo", "hi")]]
-    return out.with_columns(pl.col(c).cast(pl.Float64).fill_nan(None).clip(lower_bound=0.0) for c in value_cols)
+    value_cols = ["yhat", "lo80", "hi80", "lo95", "hi95"]
+    return out.with_columns(
+        pl.col("unique_id").cast(pl.Int64),
+        pl.col("y").cast(pl.Float64),
+        *(pl.col(c).cast(pl.Float64).fill_nan(None).clip(lower_bound=0.0) for c in value_cols),
+    )
+
+
+def ratio_quantiles(long: pl.DataFrame) -> pl.DataFrame:
+    """unique_id, model and one column `r_<key>` per `ERROR_PROBS` key: quantiles of y / yhat.
+
+    Pooled over CV windows and horizon days: a few dozen ratios per series, where a per-day
+    quantile would rest on one error per window (statsforecast's ConformalIntervals with 3
+    windows covered 65-75% for a nominal 95% here). Ratios, not differences, because the level
+    moves between windows: an additive zero-day error −yhat from a window with a low level
+    would lift the lower bound above zero in a window with a higher one, and zero days are
+    most days of intermittent demand. Days forecast at zero carry no ratio and are left out.
+    """
+    ratio = pl.col("y") / pl.col("yhat")
+    usable = long.filter(pl.col("yhat") > 1e-9)
+    return usable.group_by("unique_id", "model").agg(
+        ratio.quantile(p, interpolation="linear").alias(f"r_{k}") for k, p in ERROR_PROBS.items()
+    )
+
+
+def _cross_conformal(long: pl.DataFrame) -> pl.DataFrame:
+    """Fill intervals of models without native ones: for each CV window, the ratio quantiles of
+    the *other* windows (so the coverage measured on a window is out of sample)."""
+    plain = long.filter(pl.col("lo80").is_null() & pl.col("yhat").is_not_null())
+    if plain.is_empty():
+        return long
+    filled = []
+    for (cutoff,), window in plain.group_by("cutoff"):
+        others = ratio_quantiles(plain.filter(pl.col("cutoff") != cutoff))
+        w = window.join(others, on=["unique_id", "model"], how="left")
+        filled.append(
+            w.with_columns(
+                (pl.col("yhat") * pl.col(f"r_{k}").fill_null(1.0)).clip(lower_bound=0.0).alias(k)
+                for k in ("lo80", "hi80", "lo95", "hi95")
+            ).select(long.columns)
+        )
+    rest = long.join(
+        plain.select("unique_id", "model", "cutoff", "ds"),
+        on=["unique_id", "model", "cutoff", "ds"],
+        how="anti",
+    )
+    return pl.concat([rest, *filled])
 
 
 def seasonal_scales(history: pl.DataFrame, before: date | None, m: int) -> pl.DataFrame:
-    """unique_id, mae_scale, mse_scale: in-sample seasonal-naive errors before the first cutoff."""
+    """unique_id, mae_scale, mse_scale: in-sample seasonal-naive errors up to the first cutoff."""
     h = history if before is None else history.filter(pl.col("ds") <= before)
     diffs = h.with_columns((pl.col("y") - pl.col("y").shift(m).over("unique_id")).alias("d")).drop_nulls("d")
     return diffs.group_by("unique_id").agg(
@@ -277,17 +348,22 @@ def _pick(scores: pl.DataFrame, order: list[str], select_by: pl.DataFrame) -> pl
         .fill_null(float("inf"))
         .fill_nan(float("inf"))
         .alias("score"),
-        pl.col("model").replace_strict({n: i for i, n in enumerate(order)}, default=len(order)).alias("_order"),
+        pl.col("model")
+        .replace_strict({n: i for i, n in enumerate(order)}, default=len(order))
+        .alias("_order"),
     )
-    return ranked.sort("unique_id", "score", "_order").group_by("unique_id", maintain_order=True).first().select(
-        "unique_id", "model"
+    return (
+        ranked.sort("unique_id", "score", "_order")
+        .group_by("unique_id", maintain_order=True)
+        .first()
+        .select("unique_id", "model")
     )
 
 
 def select_models(
     long: pl.DataFrame, history: pl.DataFrame, classes: pl.DataFrame, order: list[str], m: int
 ) -> pl.DataFrame:
-    """Choose a model per series and score it: all CV windows and a nested hold-out.
+    """Choose a model per series and score it on all CV windows and on a nested hold-out.
 
     Hold-out: choose on every window but the last, score that choice and SeasonalNaive on the
     last one — the figure that says whether model choice beats the benchmark out of sample.
@@ -300,25 +376,30 @@ def select_models(
     select_by = classes.select(
         "unique_id", pl.col("demand_class").replace_strict(SELECT_BY, default="mase").alias("metric")
     )
-    all_scores = _scores(long, scales, ["unique_id", "model"])
-    chosen = _pick(all_scores, order, select_by)
+    point_scores = _scores(long, scales, ["unique_id", "model"])
+    chosen = _pick(point_scores, order, select_by)
+    # Coverage only for what is published: the chosen model (and the benchmark, natively).
+    keep = long.join(chosen, on=["unique_id", "model"], how="semi")
+    all_scores = _scores(_cross_conformal(keep), scales, ["unique_id", "model"])
 
     earlier = long.filter(pl.col("cutoff") < last_cutoff)
     last = _scores(long.filter(pl.col("cutoff") == last_cutoff), scales, ["unique_id", "model"])
-    if earlier.height:
-        nested = _pick(_scores(earlier, scales, ["unique_id", "model"]), order, select_by)
-    else:  # one window only: no out-of-sample choice possible, report the in-sample one
-        nested = chosen
-    holdout = nested.join(last, on=["unique_id", "model"]).select("unique_id", pl.col("mase").alias("mase_holdout"))
+    nested = (
+        _pick(_scores(earlier, scales, ["unique_id", "model"]), order, select_by)
+        if earlier.height
+        else chosen
+    )
+    holdout = nested.join(last, on=["unique_id", "model"]).select(
+        "unique_id", pl.col("mase").alias("mase_holdout")
+    )
     bench_last = last.filter(pl.col("model") == BENCHMARK).select(
         "unique_id", pl.col("mase").alias("snaive_mase_holdout")
     )
-    bench_all = all_scores.filter(pl.col("model") == BENCHMARK).select(
+    bench_all = point_scores.filter(pl.col("model") == BENCHMARK).select(
         "unique_id", pl.col("mase").alias("snaive_mase_cv")
     )
     return (
-        chosen.join(all_scores, on=["unique_id", "model"])
-        .select(
+        all_scores.select(
             "unique_id",
             "model",
             pl.col("mase").alias("mase_cv"),
@@ -350,45 +431,69 @@ def _statsforecast(models: list[Any], n_jobs: int, config: ForecastConfig) -> An
     )
 
 
+def _n_jobs(backend: Backend, df: pl.DataFrame) -> int:
+    return backend.n_jobs(df["unique_id"].n_unique()) if isinstance(backend, LocalBackend) else 1
+
+
 def _cross_validate(
-    df: pl.DataFrame, models: list[Any], h: int, config: ForecastConfig, refit: bool, backend: Backend
+    df: pl.DataFrame,
+    models: list[Any],
+    h: int,
+    config: ForecastConfig,
+    refit: bool,
+    with_levels: bool,
+    backend: Backend,
 ) -> pl.DataFrame:
-    n_series = df["unique_id"].n_unique()
-    n_jobs = backend.n_jobs(n_series) if isinstance(backend, LocalBackend) else 1
-    sf = _statsforecast(models, n_jobs, config)
-    with warnings.catch_warnings():
-        # "will use less windows": expected for series just above the minimum history.
-        warnings.simplefilter("ignore", UserWarning)
-        out = sf.cross_validation(
-            df=backend.to_frame(df),
-            h=h,
-            n_windows=config.cv_windows,
-            step_size=config.cv_step_days,
-            level=list(CV_LEVELS),
-            refit=refit,
-        )
-    return backend.collect(out)
+    if not models:
+        return pl.DataFrame()
+    sf = _statsforecast(models, _n_jobs(backend, df), config)
+    out = sf.cross_validation(
+        df=backend.to_frame(df),
+        h=h,
+        n_windows=config.cv_windows,
+        step_size=config.cv_step_days,
+        level=list(CV_LEVELS) if with_levels else None,
+        refit=refit,
+    )
+    return _long_cv(backend.collect(out), [m.alias for m in models], with_levels)
 
 
-def _forecast(df: pl.DataFrame, model: Any, h: int, config: ForecastConfig, backend: Backend) -> pl.DataFrame:
-    n_series = df["unique_id"].n_unique()
-    n_jobs = backend.n_jobs(n_series) if isinstance(backend, LocalBackend) else 1
-    sf = _statsforecast([model], n_jobs, config)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        out = backend.collect(sf.forecast(df=backend.to_frame(df), h=h, level=list(OUT_LEVELS)))
+def _forecast(
+    df: pl.DataFrame,
+    model: Any,
+    h: int,
+    config: ForecastConfig,
+    backend: Backend,
+    offsets: pl.DataFrame | None,
+) -> pl.DataFrame:
+    """Forecast rows for one model: native quantiles, or the point forecast × CV ratio quantiles."""
+    sf = _statsforecast([model], _n_jobs(backend, df), config)
     name = model.alias
+    if offsets is None:
+        out = backend.collect(sf.forecast(df=backend.to_frame(df), h=h, level=list(OUT_LEVELS)))
+        return out.select(
+            pl.col("unique_id").cast(pl.Int64),
+            pl.col("ds").alias("day"),
+            pl.col(name).alias("mean"),
+            pl.col(name).alias("q50"),
+            pl.col(f"{name}-hi-60").alias("q80"),
+            pl.col(f"{name}-hi-90").alias("q95"),
+            pl.col(f"{name}-lo-80").alias("lo80"),
+            pl.col(f"{name}-hi-80").alias("hi80"),
+            pl.col(f"{name}-lo-95").alias("lo95"),
+            pl.col(f"{name}-hi-95").alias("hi95"),
+        )
+    out = backend.collect(sf.forecast(df=backend.to_frame(df), h=h))
+    out = out.select(
+        pl.col("unique_id").cast(pl.Int64), pl.col("ds").alias("day"), pl.col(name).alias("mean")
+    )
+    out = out.with_columns(pl.col("mean").cast(pl.Float64).fill_nan(None).clip(lower_bound=0.0))
+    out = out.join(offsets, on="unique_id", how="left")
     return out.select(
         "unique_id",
-        pl.col("ds").alias("day"),
-        pl.col(name).alias("mean"),
-        pl.col(name).alias("q50"),
-        pl.col(f"{name}-hi-60").alias("q80"),
-        pl.col(f"{name}-hi-90").alias("q95"),
-        pl.col(f"{name}-lo-80").alias("lo80"),
-        pl.col(f"{name}-hi-80").alias("hi80"),
-        pl.col(f"{name}-lo-95").alias("lo95"),
-        pl.col(f"{name}-hi-95").alias("hi95"),
+        "day",
+        "mean",
+        *((pl.col("mean") * pl.col(f"r_{k}").fill_null(1.0)).alias(k) for k in ERROR_PROBS),
     )
 
 
@@ -402,28 +507,22 @@ def recent_mean_forecast(y: np.ndarray, h: int, window: int) -> dict[str, np.nda
     mean = float(recent.mean()) if recent.size else 0.0
     var = float(recent.var(ddof=1)) if recent.size > 1 else 0.0
     sd = math.sqrt(max(var, mean))
-    z = {lv: float(stats.norm.ppf(0.5 + lv / 200)) for lv in OUT_LEVELS}
     flat = np.full(h, mean)
     return {
         "mean": flat,
+        **{k: flat + float(stats.norm.ppf(p)) * sd for k, p in ERROR_PROBS.items() if k != "q50"},
         "q50": flat,
-        "q80": flat + z[60] * sd,
-        "q95": flat + z[90] * sd,
-        "lo80": flat - z[80] * sd,
-        "hi80": flat + z[80] * sd,
-        "lo95": flat - z[95] * sd,
-        "hi95": flat + z[95] * sd,
     }
 
 
-def _fallback_forecasts(history: pl.DataFrame, uids: list[int], h: int, config: ForecastConfig) -> pl.DataFrame:
-    if not uids:
-        return pl.DataFrame()
+def _fallback_forecasts(
+    history: pl.DataFrame, uids: list[int], h: int, config: ForecastConfig
+) -> pl.DataFrame:
     sub = history.filter(pl.col("unique_id").is_in(uids)).sort("unique_id", "ds")
     frames = []
     for (uid,), grp in sub.group_by("unique_id", maintain_order=True):
         last = grp["ds"].max()
-        days = pl.date_range(last, last + pl.duration(days=h), interval="1d", eager=True)[1:]
+        days = pl.date_range(last, last + timedelta(days=h), interval="1d", eager=True)[1:]
         cols = recent_mean_forecast(grp["y"].to_numpy(), h, config.fallback_days)
         frames.append(pl.DataFrame({"unique_id": [uid] * h, "day": days, **cols}))
     return pl.concat(frames)
@@ -449,7 +548,7 @@ def fit_partition(
     keyed = keyed.with_columns(pl.col("unique_id").cast(pl.Int64))
     df = (
         history.join(keyed.select("site_id", "sku", "unique_id"), on=["site_id", "sku"])
-        .select("unique_id", pl.col("date").alias("ds"), pl.col("qty").alias("y"))
+        .select("unique_id", pl.col("date").alias("ds"), pl.col("qty").cast(pl.Float64).alias("y"))
         .sort("unique_id", "ds")
     )
     # Fit on the recent window only: older demand adds cost, not skill, at daily grain.
@@ -459,41 +558,59 @@ def fit_partition(
     chosen: list[pl.DataFrame] = []
 
     for tier in TIERS[1:]:
-        uids = keyed.filter(pl.col("tier") == tier)["unique_id"]
-        if uids.is_empty():
+        in_tier = keyed.filter(pl.col("tier") == tier)
+        if in_tier.is_empty():
             continue
         t0 = time.perf_counter()
-        sub = df.filter(pl.col("unique_id").is_in(uids.implode()))
-        refit_models, forward_models = candidate_models(tier, h, config)
-        cv = _cross_validate(sub, refit_models, h, config, refit=True, backend=backend)
-        names = [m.alias for m in refit_models]
-        long = _long_cv(cv, names, CV_LEVELS)
-        if forward_models:
-            cv_fw = _cross_validate(sub, forward_models, h, config, refit=False, backend=backend)
-            fw_names = [m.alias for m in forward_models]
-            long = pl.concat([long, _long_cv(cv_fw, fw_names, CV_LEVELS)])
-            names += fw_names
-        classes = keyed.filter(pl.col("tier") == tier).select("unique_id", "demand_class")
-        picked = select_models(long, sub, classes, names, config.season_length)
+        sub = df.join(in_tier.select("unique_id"), on="unique_id", how="semi")
+        cands = candidate_models(tier, config)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            long = pl.concat(
+                [
+                    _cross_validate(
+                        sub, cands.native, h, config, refit=True, with_levels=True, backend=backend
+                    ),
+                    _cross_validate(
+                        sub, cands.plain, h, config, refit=True, with_levels=False, backend=backend
+                    ),
+                    _cross_validate(
+                        sub, cands.forward, h, config, refit=False, with_levels=True, backend=backend
+                    ),
+                ],
+                how="diagonal_relaxed",
+            )
+        picked = select_models(
+            long, sub, in_tier.select("unique_id", "demand_class"), cands.names, config.season_length
+        )
         chosen.append(picked)
+        offsets = ratio_quantiles(
+            long.join(picked.select("unique_id", "model"), on=["unique_id", "model"], how="semi")
+        )
         seconds[f"cv_{tier}"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
         for (name,), group in picked.group_by("model"):
-            model = _model_by_name(str(name), tier, h, config)
-            forecasts.append(_forecast(sub.filter(pl.col("unique_id").is_in(group["unique_id"].implode())),
-                                       model, h, config, backend))
+            model = cands.by_name(str(name))
+            part = sub.join(group.select("unique_id"), on="unique_id", how="semi")
+            own = None if name in NATIVE_INTERVALS else offsets.filter(pl.col("model") == name).drop("model")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                forecasts.append(_forecast(part, model, h, config, backend, own))
         seconds[f"forecast_{tier}"] = time.perf_counter() - t0
 
     fallback_uids = keyed.filter(pl.col("tier") == "fallback")["unique_id"].to_list()
     if fallback_uids:
         forecasts.append(_fallback_forecasts(df, fallback_uids, h, config))
-        chosen.append(pl.DataFrame({"unique_id": fallback_uids, "model": [FALLBACK] * len(fallback_uids)},
-                                   schema={"unique_id": pl.Int64, "model": pl.String}))
+        chosen.append(
+            pl.DataFrame(
+                {"unique_id": fallback_uids, "model": [FALLBACK] * len(fallback_uids)},
+                schema={"unique_id": pl.Int64, "model": pl.String},
+            )
+        )
 
-    fc = pl.concat([f.with_columns(pl.col("unique_id").cast(pl.Int64)) for f in forecasts], how="diagonal_relaxed")
-    fc = _tidy(fc)
-    series = pl.concat(chosen, how="diagonal_relaxed") if chosen else pl.DataFrame()
+    fc = _tidy(pl.concat(forecasts, how="diagonal_relaxed"))
+    series = pl.concat(chosen, how="diagonal_relaxed")
     key = keyed.select("unique_id", "site_id", "sku")
     return PartitionResult(
         forecasts=key.join(fc, on="unique_id").drop("unique_id").sort("site_id", "sku", "day"),
@@ -503,19 +620,23 @@ def fit_partition(
 
 
 def _tidy(fc: pl.DataFrame) -> pl.DataFrame:
-    """Float64, no NaN, non-negative and ordered quantiles (q50 ≤ q80 ≤ q95, lo ≤ mean ≤ hi)."""
+    """Float64, no NaN, non-negative and ordered quantiles (lo95 ≤ lo80 ≤ q50 ≤ q80 ≤ q95, lo ≤ hi)."""
     out = fc.with_columns(
-        pl.col(c).cast(pl.Float64).fill_nan(None).fill_null(0.0).clip(lower_bound=0.0) for c in FORECAST_COLUMNS
+        pl.col(c).cast(pl.Float64).fill_nan(None).fill_null(0.0).clip(lower_bound=0.0)
+        for c in FORECAST_COLUMNS
     )
-    return out.with_columns(
-        pl.max_horizontal("q80", "q50").alias("q80"),
-        pl.min_horizontal("lo80", "mean").alias("lo80"),
-        pl.min_horizontal("lo95", "lo80", "mean").alias("lo95"),
-        pl.max_horizontal("hi80", "mean").alias("hi80"),
-    ).with_columns(
-        pl.max_horizontal("q95", "q80").alias("q95"),
-        pl.max_horizontal("hi95", "hi80").alias("hi95"),
-    ).with_columns(pl.col("day").cast(pl.Date))
+    return (
+        out.with_columns(
+            pl.min_horizontal("lo80", "q50").alias("lo80"), pl.max_horizontal("hi80", "q50").alias("hi80")
+        )
+        .with_columns(
+            pl.min_horizontal("lo95", "lo80").alias("lo95"),
+            pl.max_horizontal("hi95", "hi80").alias("hi95"),
+            pl.max_horizontal("q80", "q50").alias("q80"),
+        )
+        .with_columns(pl.max_horizontal("q95", "q80").alias("q95"), pl.col("day").cast(pl.Date))
+        .select("unique_id", "day", *FORECAST_COLUMNS)
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -536,8 +657,10 @@ def partition_series(meta: pl.DataFrame, n_partitions: int) -> list[pl.DataFrame
     so one partition does not hold all the AutoARIMA fits.
     """
     n = max(1, min(n_partitions, meta.height))
-    dealt = meta.sort("tier", "site_id", "sku").with_row_index("_i").with_columns(
-        (pl.col("_i") % n).alias("_part")
+    dealt = (
+        meta.sort("tier", "site_id", "sku")
+        .with_row_index("_i")
+        .with_columns((pl.col("_i") % n).alias("_part"))
     )
     return [p.drop("_i", "_part") for _, p in dealt.group_by("_part", maintain_order=True)]
 
@@ -550,5 +673,55 @@ def default_partitions(n_series: int, series_per_partition: int = 5_000) -> int:
 MapFn = Callable[[Callable[[pl.DataFrame], PartitionResult], list[pl.DataFrame]], list[PartitionResult]]
 
 
-def sequential_map(fn: Callable[[pl.DataFrame], PartitionResult], parts: list[pl.DataFrame]) -> list[PartitionResult]:
+def sequential_map(
+    fn: Callable[[pl.DataFrame], PartitionResult], parts: list[pl.DataFrame]
+) -> list[PartitionResult]:
     return [fn(p) for p in parts]
+
+
+# --------------------------------------------------------------------------------------------
+# accuracy
+
+
+def accuracy_summary(series: pl.DataFrame) -> pl.DataFrame:
+    """CV accuracy overall and by demand class: the chosen models against SeasonalNaive.
+
+    Columns: demand_class ('all' first), n_series, n_scored, mase, snaive_mase, rmsse, bias,
+    cov80, cov95, mase_holdout, snaive_mase_holdout, beats_snaive_share. MASE/RMSSE are means
+    of per-series values (series with an undefined scale left out); bias is pooled
+    Σ(forecast − actual) / Σ actual; coverage is the share of CV days inside the interval.
+    `*_holdout` score a choice made without the last window on that window (out of sample).
+    """
+    scored = series.filter(pl.col("model") != FALLBACK)
+
+    def agg(frame: pl.DataFrame) -> list[pl.Expr]:
+        return [
+            pl.len().alias("n_series"),
+            pl.col("mase_cv").is_not_null().sum().alias("n_scored"),
+            pl.col("mase_cv").mean().alias("mase"),
+            pl.col("snaive_mase_cv").mean().alias("snaive_mase"),
+            pl.col("rmsse_cv").mean().alias("rmsse"),
+            (pl.col("err_sum").sum() / pl.col("y_sum").sum()).alias("bias"),
+            pl.col("cov80").mean().alias("cov80"),
+            pl.col("cov95").mean().alias("cov95"),
+            pl.col("mase_holdout").mean().alias("mase_holdout"),
+            pl.col("snaive_mase_holdout").mean().alias("snaive_mase_holdout"),
+            (pl.col("mase_holdout") < pl.col("snaive_mase_holdout")).mean().alias("beats_snaive_share"),
+        ]
+
+    both = pl.col("mase_holdout").is_not_null() & pl.col("snaive_mase_holdout").is_not_null()
+    # Compare like with like: a series enters the hold-out means only if both scores exist.
+    scored = scored.with_columns(
+        pl.when(both).then(pl.col("mase_holdout")).alias("mase_holdout"),
+        pl.when(both).then(pl.col("snaive_mase_holdout")).alias("snaive_mase_holdout"),
+    )
+    overall = scored.select(pl.lit("all").alias("demand_class"), *agg(scored))
+    by_class = scored.group_by("demand_class").agg(*agg(scored)).sort("demand_class")
+    fallback = series.filter(pl.col("model") == FALLBACK)
+    out = pl.concat([overall, by_class], how="diagonal_relaxed")
+    if fallback.height:
+        out = pl.concat(
+            [out, pl.DataFrame({"demand_class": ["fallback"], "n_series": [fallback.height]})],
+            how="diagonal_relaxed",
+        )
+    return out.with_columns(pl.col("n_series").cast(pl.Int64), pl.col("n_scored").cast(pl.Int64))

@@ -1,0 +1,65 @@
+"""The forecast refresh flow: read inputs → refit what changed (partitions as mapped tasks) → record."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+import polars as pl
+from prefect import flow
+
+from ballast.io.warehouse import demand_history, open_warehouse, snapshot_as_of
+from ballast.models.policy import load_policy
+from ballast.settings import Settings
+from ballast.tasks.forecast import prefect_map, read_inputs_task, run_forecast_refresh, summary
+
+InputReader = Callable[[duckdb.DuckDBPyConnection, datetime], dict[str, pl.DataFrame]]
+
+
+def warehouse_inputs(con: duckdb.DuckDBPyConnection, as_of: datetime) -> dict[str, pl.DataFrame]:
+    """Demand history and the sites/items/lanes snapshots known at `as_of`, from the warehouse."""
+    return {
+        "demand": demand_history(con, as_of),
+        "sites": snapshot_as_of(con, "sites", as_of),
+        "items": snapshot_as_of(con, "items", as_of),
+        "lanes": snapshot_as_of(con, "lanes", as_of),
+    }
+
+
+@flow(name="forecast-refresh", log_prints=False)
+def forecast_refresh(
+    as_of: datetime | None = None,
+    force: bool = False,
+    n_partitions: int | None = None,
+    workers: int = 1,
+    reader: InputReader | None = None,
+) -> dict[str, Any]:
+    """Refit the forecasts whose history changed (every one with `force`) and record the run.
+
+    `as_of`: the cycle time (default now, UTC); forecasts start on its date. `n_partitions`:
+    how many `fit-forecast-partition` tasks to fan out to (default ~5,000 series each);
+    `workers`: StatsForecast processes inside each task. `reader` replaces the warehouse
+    reader (tests, replays).
+    """
+    settings = Settings()
+    when = as_of or datetime.now(UTC)
+    policy, _ = load_policy(settings.policy_path)
+    with open_warehouse(settings.db_path) as con:
+        inputs = read_inputs_task(reader or warehouse_inputs, con, when)
+        result = run_forecast_refresh(
+            con,
+            inputs["demand"],
+            inputs["sites"],
+            inputs["items"],
+            inputs["lanes"],
+            policy,
+            settings,
+            when.date(),
+            force,
+            n_partitions=n_partitions,
+            workers=workers,
+            map_fn=prefect_map,
+        )
+    return summary(result)
