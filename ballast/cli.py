@@ -6,6 +6,7 @@ them, so `ballast --help` and the quick commands answer at once.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from datetime import UTC, datetime
@@ -196,6 +197,40 @@ def quarantine(
         console.print(line, markup=False, highlight=False)
     if not lines:
         console.print("quarantine is empty")
+
+
+@app.command()
+def forecast(
+    report: Annotated[bool, typer.Option("--report", help="Print the accuracy report and write it as HTML with charts.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Refit every series, cached or not.")] = False,
+    workers: Annotated[int, typer.Option(help="Processes for fitting.")] = 2,
+    now: NowOption = None,
+) -> None:
+    """Refresh demand forecasts and stock targets (only series whose history changed are refitted)."""
+    from ballast.flows.forecast_refresh import warehouse_inputs
+    from ballast.io.forecast_report import build_report, render_text, write_html
+    from ballast.io.warehouse import open_warehouse
+    from ballast.models.policy import load_policy
+    from ballast.tasks.forecast import run_forecast_refresh, summary
+
+    settings = Settings()
+    policy, _ = load_policy(settings.policy_path)
+    clock = _parse_time(now) or datetime.now(UTC)
+    with open_warehouse(settings.db_path) as con:
+        inputs = warehouse_inputs(con, clock)
+        if inputs["demand"].is_empty():
+            console.print("no staged demand history: run `ballast ingest` and `ballast validate` first")
+            raise typer.Exit(code=1)
+        result = run_forecast_refresh(
+            con, inputs["demand"], inputs["sites"], inputs["items"], inputs["lanes"], policy, settings,
+            clock.date(), force, workers=workers,
+        )
+        console.print(json.dumps(summary(result), indent=1, default=str), markup=False, highlight=False)
+        if report:
+            rep = build_report(con, inputs["demand"])
+            console.print(render_text(rep), markup=False, highlight=False)
+            path = write_html(rep, settings.reports_dir / f"forecast_{rep.run['run_id']}.html")
+            console.print(f"report: {path}")
 
 
 @app.command()
