@@ -39,7 +39,7 @@ from ballast.io.landing import (
     parse_file_name,
     sha256_of,
 )
-from ballast.io.warehouse import insert_frame, transaction
+from ballast.io.warehouse import insert_frame, one, transaction
 from ballast.models.contract import EXTRACTS, Extract
 
 log = logging.getLogger(__name__)
@@ -194,7 +194,7 @@ def read_parquet_text(con: duckdb.DuckDBPyConnection, path: Path, extract: Extra
     """Describe a Parquet file; its rows are copied by DuckDB itself, never held in Python."""
     try:
         described = con.sql("DESCRIBE SELECT * FROM read_parquet($path)", params={"path": str(path)}).fetchall()
-        rows = con.execute("SELECT count(*) FROM read_parquet(?)", [str(path)]).fetchone()[0]  # type: ignore[index]
+        rows = one(con, "SELECT count(*) FROM read_parquet(?)", [str(path)])[0]  # type: ignore[index]
     except duckdb.Error as exc:
         raise FileRejected(f"{path.name}: not a readable Parquet file ({exc}); rule: parquet:format") from exc
     types = {r[0]: r[1] for r in described}
@@ -248,7 +248,7 @@ def _archive(path: Path, inbox: Path, archive: Path, subfolder: str | None = Non
 
 
 def _next_file_id(con: duckdb.DuckDBPyConnection) -> int:
-    row = con.execute("SELECT nextval('file_id_seq')").fetchone()
+    row = one(con, "SELECT nextval('file_id_seq')")
     assert row is not None
     return int(row[0])
 
@@ -314,9 +314,7 @@ def ingest_file(
             f"{path.name}: no manifest yet ({mpath.name}); treated as still being written, left in place",
         )
     sha = sha256_of(path)
-    known = con.execute(
-        "SELECT file_id, file_name, status FROM ingest_files WHERE sha256 = ? ORDER BY file_id LIMIT 1", [sha]
-    ).fetchone()
+    known = one(con, "SELECT file_id, file_name, status FROM ingest_files WHERE sha256 = ? ORDER BY file_id LIMIT 1", [sha])
     if known is not None:
         file_id, known_name, known_status = known
         if known_name == path.name:

@@ -58,7 +58,7 @@ def log_plan_lineage(
         warnings.simplefilter("ignore")  # MLflow notes the source type of a local path
         for extract, fp in sorted(plan["inputs"].items()):
             dataset = mlflow.data.from_polars(
-                pl.DataFrame({"extract": [extract], "file_name": [fp.get("file_name")], "sha256": [fp["sha256"]]}),
+                pl.DataFrame({"extract": [extract], "file_name": [fp.get("file_name") or ""], "sha256": [fp["sha256"]]}),
                 source=str(settings.archive_dir / extract / (fp.get("file_name") or "")),
                 name=extract,
                 digest=fp["sha256"][:16],

@@ -25,7 +25,7 @@ th{background:#f4f6f9} td.num{text-align:right;font-variant-numeric:tabular-nums
 </style></head><body>
 <h1>Transfer plan {{ plan.plan_id }}</h1>
 <div class="meta">as of {{ plan.as_of }} · mode {{ plan.mode }} · policy {{ plan.policy_version }} ·
-solved by rung <b>{{ solve.rung }}</b> ({{ solve.status }}{% if solve.gap is not none %}, gap {{ "%.2f%%"|format(100*solve.gap) }}{% endif %})
+solved by rung <b>{{ solve.rung }}</b> ({{ solve.status }}{% if solve.mip_gap is not none %}, gap {{ "%.2f%%"|format(100*solve.mip_gap) }}{% endif %})
 {% if plan.mlflow_run_id %}· MLflow run {{ plan.mlflow_run_id }}{% endif %}</div>
 {% for d in degraded %}<p class="alert">{{ d }}</p>{% endfor %}
 <h2>Summary</h2>

@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from ballast.io.warehouse import insert_frame, query_frame, transaction
+from ballast.io.warehouse import insert_frame, one, query_frame, transaction
 from ballast.models.audit import AuditEntry, next_entry, verify_chain
 from ballast.models.governance import APPROVED, NEEDS_APPROVAL, REJECTED, RELEASABLE
 
@@ -51,7 +51,7 @@ class PlanRecord:
 
 
 def _last_audit(con: duckdb.DuckDBPyConnection) -> AuditEntry | None:
-    row = con.execute("SELECT * FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+    row = one(con, "SELECT * FROM audit_log ORDER BY seq DESC LIMIT 1")
     return None if row is None else AuditEntry(*row)
 
 
@@ -74,15 +74,16 @@ def verify_audit(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def plan_exists(con: duckdb.DuckDBPyConnection, plan_id: str) -> bool:
-    return con.execute("SELECT count(*) FROM plans WHERE plan_id = ?", [plan_id]).fetchone()[0] > 0  # type: ignore[index]
+    return one(con, "SELECT count(*) FROM plans WHERE plan_id = ?", [plan_id])[0] > 0  # type: ignore[index]
 
 
 def latest_plan_id(con: duckdb.DuckDBPyConnection, mode: str = "live", before: datetime | None = None) -> str | None:
-    row = con.execute(
+    row = one(
+        con,
         """SELECT plan_id FROM plans WHERE mode = ? AND (CAST(? AS TIMESTAMPTZ) IS NULL OR as_of <= CAST(? AS TIMESTAMPTZ))
            ORDER BY as_of DESC, created_at DESC LIMIT 1""",
         [mode, before, before],
-    ).fetchone()
+    )
     return None if row is None else row[0]
 
 
@@ -101,10 +102,14 @@ def released_commitments(con: duckdb.DuckDBPyConnection, as_of: datetime | None 
 
 
 def used_lanes(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """(origin, destination) pairs goods have moved on: released orders and TMS shipments seen."""
     return query_frame(
         con,
-        """SELECT DISTINCT o.origin, o.destination, o.mode FROM released_orders r
-           JOIN transfer_orders o ON o.order_id = r.order_id AND o.plan_id = r.plan_id""",
+        """SELECT o.origin, o.destination FROM released_orders r
+           JOIN transfer_orders o ON o.order_id = r.order_id AND o.plan_id = r.plan_id
+           UNION
+           SELECT s.origin, s.destination FROM stg_in_transit s
+           JOIN gate_results g ON g.file_id = s._file_id AND g.outcome IN ('pass', 'pass_with_quarantine')""",
     )
 
 
@@ -222,7 +227,7 @@ def decide_orders(
             ),
         )
         entry = append_audit(con, by, decision, plan_id, {"orders": ids, "reason": reason}, now)
-        mode = con.execute("SELECT mode FROM plans WHERE plan_id = ?", [plan_id]).fetchone()[0]  # type: ignore[index]
+        mode = one(con, "SELECT mode FROM plans WHERE plan_id = ?", [plan_id])[0]  # type: ignore[index]
         if decision == APPROVED and mode == "live":
             in_window = pending.filter(pl.col("in_freeze_window")).get_column("order_id").to_list()
             _release(con, plan_id, f"{plan_id}-a{entry.seq}", in_window, now)

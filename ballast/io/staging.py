@@ -16,7 +16,7 @@ import duckdb
 import pandas as pd
 import polars as pl
 
-from ballast.io.warehouse import insert_frame, query_frame, snapshot_as_of, transaction
+from ballast.io.warehouse import insert_frame, one, query_frame, snapshot_as_of, transaction
 from ballast.models.contract import EXTRACTS, VALIDATION_ORDER
 from ballast.models.gates import (
     GateResult,
@@ -87,7 +87,7 @@ def validate_file(
     }
     lanes = snapshot_as_of(con, "lanes", as_of) if spec.name == "in_transit" else None
     wms = snapshot_as_of(con, "inventory", as_of) if spec.name == "book_inventory" else None
-    total = con.execute(f"SELECT count(*) FROM raw_{spec.name} WHERE _file_id = ?", [file_id]).fetchone()[0]  # type: ignore[index]
+    total = one(con, f"SELECT count(*) FROM raw_{spec.name} WHERE _file_id = ?", [file_id])[0]  # type: ignore[index]
     row_failures: list[pl.DataFrame] = [QUARANTINE_EMPTY]
     recon_failures: list[pl.DataFrame] = []
     compared = 0
@@ -236,9 +236,7 @@ def staged_frames(
             con, "SELECT site_id, sku, qty AS book_qty FROM stg_book_inventory WHERE _file_id = ?",
             [file_ids["book_inventory"]],
         )
-        as_of = con.execute(
-            "SELECT as_of FROM gate_results WHERE file_id = ?", [file_ids["book_inventory"]]
-        ).fetchone()[0]  # type: ignore[index]
+        as_of = one(con, "SELECT as_of FROM gate_results WHERE file_id = ?", [file_ids["book_inventory"]])[0]  # type: ignore[index]
         wms = snapshot_as_of(con, "inventory", as_of).group_by("site_id", "sku").agg(pl.col("on_hand").sum().alias("wms_qty"))
         recon = book.join(wms, on=["site_id", "sku"], how="left").with_columns(pl.col("wms_qty").fill_null(0.0))
         recon = recon.with_columns(

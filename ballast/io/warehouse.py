@@ -264,6 +264,16 @@ def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame
         con.unregister("_ballast_insert")
 
 
+def one(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> tuple | None:
+    """The first row of a parameterised query, or None.
+
+    DuckDB 2.0 refuses further work on a connection while a result is unfinished, so results
+    are always fetched whole (`fetchall`), never left half-read with `fetchone`.
+    """
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0] if rows else None
+
+
 def query_frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | dict | None = None) -> pl.DataFrame:
     """Run a parameterised query and return a polars frame (DuckDB → Arrow → polars)."""
     return con.sql(sql, params=params).pl()
@@ -305,9 +315,7 @@ def snapshot_meta(con: duckdb.DuckDBPyConnection, extract: str, as_of: datetime 
     ids = passing_file_ids(con, extract, as_of)
     if not ids:
         return None
-    row = con.execute(
-        "SELECT file_id, file_name, sha256, as_of FROM ingest_files WHERE file_id = ?", [ids[-1]]
-    ).fetchone()
+    row = one(con, "SELECT file_id, file_name, sha256, as_of FROM ingest_files WHERE file_id = ?", [ids[-1]])
     assert row is not None
     return {"file_id": row[0], "file_name": row[1], "sha256": row[2], "as_of": row[3]}
 

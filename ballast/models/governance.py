@@ -35,7 +35,7 @@ def assess_approvals(
 ) -> pl.DataFrame:
     """Add `approval_status` and `approval_reasons` (list of sentences) to each order.
 
-    `used_lanes` holds (origin, destination, mode) of every earlier released order; `available`
+    `used_lanes` holds the (origin, destination) pairs goods have already moved on; `available`
     holds (site_id, sku, available) at the plan's as-of.
     """
     rules = policy.approval
@@ -44,8 +44,8 @@ def assess_approvals(
         orders.join(country.rename({"site_id": "origin", "country": "_oc"}), on="origin", how="left")
         .join(country.rename({"site_id": "destination", "country": "_dc"}), on="destination", how="left")
         .join(
-            used_lanes.select("origin", "destination", "mode").unique().with_columns(pl.lit(True).alias("_used")),
-            on=["origin", "destination", "mode"],
+            used_lanes.select("origin", "destination").unique().with_columns(pl.lit(True).alias("_used")),
+            on=["origin", "destination"],
             how="left",
         )
         .join(available.rename({"site_id": "origin", "available": "_avail"}), on=["origin", "sku"], how="left")
@@ -65,7 +65,7 @@ def assess_approvals(
     if rules.new_lane:
         reasons.append(
             pl.when(pl.col("_used").is_null() & (pl.col("kind") == "transfer")).then(
-                pl.format("first use of lane {}→{} ({})", pl.col("origin"), pl.col("destination"), pl.col("mode"))
+                pl.format("first transfer ever from {} to {}", pl.col("origin"), pl.col("destination"))
             )
         )
     share = pl.col("qty") / pl.col("_avail")

@@ -1,0 +1,92 @@
+"""The 15-minute planning cycle: ingest → validate → positions → forecast → targets → agents →
+coordinator → governance → publish. This module only wires tasks."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from prefect import flow, runtime
+from pydantic import BaseModel, ConfigDict
+
+from ballast.io.cycle_lock import cycle_lock
+from ballast.models.engine import EngineOptions
+from ballast.models.policy import load_policy
+from ballast.settings import Settings
+from ballast.tasks.cycle import (
+    PublishOutcome,
+    deliver_outbox_task,
+    forecast_task,
+    plan_identity_task,
+    publish_task,
+    read_inputs_task,
+    readiness_task,
+)
+from ballast.tasks.engine import coordinate_task
+from ballast.tasks.ingest import ingest_task, validate_task
+
+
+class CycleParams(BaseModel):
+    """Parameters of one cycle (validated when a deployment passes them)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    as_of: datetime | None = None  # default: now
+    ingest: bool = True  # take new inbox files first
+    refit_forecasts: bool = False  # refit even if the latest forecasts are fresh enough
+    mode: Literal["live", "shadow"] = "live"
+    policy: Path | None = None  # another policy file (shadow runs a challenger)
+
+
+def _run_name() -> str:
+    params = runtime.flow_run.parameters.get("params") or {}
+    as_of = params.get("as_of") if isinstance(params, dict) else getattr(params, "as_of", None)
+    stamp = as_of if isinstance(as_of, str) else (as_of or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%MZ")
+    return f"cycle {stamp}"
+
+
+@flow(name="planning-cycle", flow_run_name=_run_name)
+def planning_cycle(params: CycleParams | None = None) -> PublishOutcome:
+    """Plan once as of `params.as_of`; fails (so a scheduler alerts) when the data may not be planned on."""
+    params = params or CycleParams()
+    settings = Settings()
+    started = datetime.now(UTC)
+    as_of = (params.as_of or started).astimezone(UTC)
+    policy_path = params.policy or settings.policy_path
+    policy, policy_sha = load_policy(policy_path)
+    budgets = policy.latency_budgets_seconds
+    flow_run_id = str(runtime.flow_run.id) if runtime.flow_run.id else None
+    degraded: list[str] = []
+    with cycle_lock(settings.db_path, f"planning cycle {as_of:%Y-%m-%dT%H:%MZ}"):
+        deliver_outbox_task(settings, started)
+        if params.ingest:
+            ingest_task(settings, as_of)
+            validate_task(settings, policy, as_of)
+        readiness_task(settings, policy, as_of, flow_run_id or as_of.isoformat(), started)
+        inputs = read_inputs_task(settings, as_of, params.mode)
+        bundle = forecast_task(settings, policy, inputs, as_of, params.refit_forecasts)
+        if bundle.seconds > budgets.forecast:
+            degraded.append(
+                f"forecast step took {bundle.seconds:.0f} s, over its {budgets.forecast:.0f} s budget"
+            )
+        plan_id, exists = plan_identity_task(
+            settings, policy_sha, inputs, bundle, params.mode, flow_run_id or as_of.isoformat(), started
+        )
+        if exists:
+            return PublishOutcome(plan_id, False, 0, 0, 0, None)
+        elapsed = time.monotonic()
+        solve_limit = min(policy.solver.time_limit_seconds, budgets.solve)
+        result = coordinate_task(
+            inputs.frames, bundle.forecasts, bundle.targets, policy, as_of.date(),
+            released_orders=inputs.released, options=EngineOptions(time_limit_seconds=solve_limit),
+        )
+        if time.monotonic() - elapsed > budgets.solve:
+            degraded.append(f"coordinator took {time.monotonic() - elapsed:.0f} s, over its {budgets.solve:.0f} s budget")
+        if result.record.rung != "mip":
+            degraded.append(f"solved on fallback rung '{result.record.rung}' ({result.record.status})")
+        return publish_task(
+            settings, plan_id, policy, policy_sha, inputs, bundle, result, as_of, params.mode, degraded, flow_run_id,
+            datetime.now(UTC), policy_path,
+        )
