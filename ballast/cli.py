@@ -234,33 +234,272 @@ def forecast(
 
 
 @app.command()
-def run(now: NowOption = None) -> None:
-    """Run the main job once as a Prefect flow on the embedded defaults (ephemeral API, DuckDB file)."""
+def run(
+    now: Annotated[str | None, typer.Option("--now", help="The cycle's as-of time, ISO-8601 with zone (default: now).")] = None,
+    refit: Annotated[bool, typer.Option("--refit", help="Refit forecasts even if the cached ones are fresh.")] = False,
+    no_ingest: Annotated[bool, typer.Option("--no-ingest", help="Plan on what is staged; do not read the inbox.")] = False,
+    shadow: Annotated[bool, typer.Option("--shadow", help="Compute and record the plan, never release it.")] = False,
+    policy: Annotated[Path | None, typer.Option(help="Plan under another policy file (e.g. a challenger in shadow).")] = None,
+) -> None:
+    """Run one planning cycle as a Prefect flow: ingest → gates → forecast → agents → coordinator → publish.
+
+    Exits 2 when the data may not be planned on (a gate blocked, or a snapshot is stale): no plan
+    is published and the previous plan stays in force.
+    """
     _quiet_prefect()
-    from ballast.flows.ingest import IngestParams, ingest_flow
-    from ballast.io.gate_report import gate_rows
-    from ballast.io.warehouse import open_warehouse
+    from ballast.flows.planning_cycle import CycleParams, planning_cycle
+    from ballast.io.cycle_lock import CycleBusy
+    from ballast.tasks.cycle import CycleBlocked
 
     settings = Settings()
-    result = ingest_flow(IngestParams(now=_parse_time(now)))
-    _print_ingest(result["ingest"])
+    params = CycleParams(
+        as_of=_parse_time(now), ingest=not no_ingest, refit_forecasts=refit, mode="shadow" if shadow else "live",
+        policy=policy,
+    )
+    state = planning_cycle(params, return_state=True)
+    if not state.is_completed():
+        try:
+            state.result()
+        except CycleBlocked as exc:
+            console.print(f"[bold red]cycle blocked[/]: {exc}")
+            raise typer.Exit(code=2) from None
+        except CycleBusy as exc:
+            console.print(f"[bold yellow]not run[/]: {exc}")
+            raise typer.Exit(code=3) from None
+        raise
+    outcome = state.result()
+    if not outcome.created:
+        console.print(f"plan {outcome.plan_id} already exists for these inputs: nothing new to publish")
+        return
+    console.print(f"[bold green]published[/] plan {outcome.plan_id}: {outcome.orders} orders, "
+                  f"{outcome.released} released, {outcome.needs_approval} awaiting approval")
+    for key, value in outcome.kpis.items():
+        shown = f"{value:.1%}" if key.endswith("rate") else (f"{value:,.0f}" if isinstance(value, float) else value)
+        console.print(f"  {key.replace('_', ' ')}: {shown}")
+    console.print(f"report:  {outcome.report}")
+    if outcome.outbox_files:
+        console.print("outbox:  " + ", ".join(str(p) for p in outcome.outbox_files))
+    console.print(f"MLflow:  run {outcome.mlflow_run_id} in {settings.tracking_uri} "
+                  f"(mlflow ui --backend-store-uri {settings.tracking_uri})")
+
+
+plans_app = typer.Typer(help="Review plans: list, show, diff.", no_args_is_help=True)
+app.add_typer(plans_app, name="plans")
+
+
+@plans_app.command("list")
+def plans_list(limit: Annotated[int, typer.Option(help="At most this many plans.")] = 20) -> None:
+    """The latest plans, newest first."""
+    from ballast.io.warehouse import open_warehouse, query_frame
+
+    with open_warehouse(Settings().db_path, read_only=True) as con:
+        rows = query_frame(
+            con,
+            """SELECT p.plan_id, strftime(p.as_of, '%Y-%m-%d %H:%M') AS as_of, p.mode, p.policy_version,
+                      json_extract_string(p.solve, '$.rung') AS rung, count(o.order_id) AS orders,
+                      count(r.order_id) AS released
+               FROM plans p LEFT JOIN transfer_orders o USING (plan_id)
+               LEFT JOIN released_orders r ON r.plan_id = o.plan_id AND r.order_id = o.order_id
+               GROUP BY ALL ORDER BY p.as_of DESC, p.created_at DESC LIMIT ?""",
+            [limit],
+        )
+    table = Table(title="plans")
+    for col in rows.columns:
+        table.add_column(col)
+    for r in rows.iter_rows():
+        table.add_row(*[str(v) for v in r])
+    console.print(table)
+
+
+@plans_app.command("show")
+def plans_show(plan_id: str, orders: Annotated[int, typer.Option(help="Show at most this many orders.")] = 30) -> None:
+    """A plan's KPIs, solver record and orders with their explanations and approval status."""
+    from ballast.io.plans import order_status
+    from ballast.io.warehouse import open_warehouse, query_frame
+
+    with open_warehouse(Settings().db_path, read_only=True) as con:
+        plan = query_frame(con, "SELECT * FROM plans WHERE plan_id = ?", [plan_id])
+        if plan.is_empty():
+            console.print(f"no plan {plan_id!r} (see `ballast plans list`)")
+            raise typer.Exit(code=1)
+        status = order_status(con, plan_id)
+    p = plan.row(0, named=True)
+    console.print(f"[bold]plan {plan_id}[/] as of {p['as_of']} ({p['mode']}), policy {p['policy_version']}")
+    console.print(f"solve: {p['solve']}", markup=False, highlight=False)
+    console.print(f"kpis:  {p['kpis']}", markup=False, highlight=False)
+    if p["degraded"] != "[]":
+        console.print(f"degraded: {p['degraded']}", markup=False)
+    console.print(f"report: {p['report_path']}   MLflow run: {p['mlflow_run_id']}")
+    table = Table(show_lines=True)
+    for col in ("order", "status", "move", "ship", "qty", "value", "why"):
+        table.add_column(col, overflow="fold")
+    for o in status.head(orders).iter_rows(named=True):
+        table.add_row(
+            o["order_id"], o["status"] + (" · released" if o["released"] else ""),
+            f"{o['sku']} {o['origin']}→{o['destination']} ({o['mode']})", str(o["ship_date"]), f"{o['qty']:,.0f}",
+            f"{o['value'] or 0:,.0f}", o["explanation"] or "",
+        )
+    console.print(table)
+    if status.height > orders:
+        console.print(f"… {status.height - orders} more orders (see the report)")
+
+
+@plans_app.command("diff")
+def plans_diff(plan_a: str, plan_b: str) -> None:
+    """Orders added, removed or changed from plan A to plan B."""
+    from ballast.io.plans import order_status
+    from ballast.io.warehouse import open_warehouse
+    from ballast.models.plan_diff import diff_orders
+
+    with open_warehouse(Settings().db_path, read_only=True) as con:
+        a, b = order_status(con, plan_a), order_status(con, plan_b)
+    for pid, frame in ((plan_a, a), (plan_b, b)):
+        if frame.is_empty():
+            console.print(f"plan {pid} has no orders (or does not exist)")
+    changes = diff_orders(a, b) if not (a.is_empty() and b.is_empty()) else None
+    if changes is None or changes.is_empty():
+        console.print("no order differs")
+        return
+    table = Table(title=f"{plan_a} → {plan_b}")
+    for col in ("change", "sku", "move", "ship", "qty before", "qty after"):
+        table.add_column(col)
+    for c in changes.iter_rows(named=True):
+        table.add_row(c["change"], c["sku"], f"{c['origin']}→{c['destination']} ({c['mode']})", str(c["ship_date"]),
+                      "" if c["qty_before"] is None else f"{c['qty_before']:,.0f}",
+                      "" if c["qty_after"] is None else f"{c['qty_after']:,.0f}")
+    console.print(table)
+
+
+def _decide(decision: str, plan_id: str, order: list[str] | None, by: str, reason: str) -> None:
+    from ballast.io.plans import decide_orders, deliver_outbox
+    from ballast.io.warehouse import open_warehouse
+    from ballast.models.governance import NotAllowed, check_approver
+    from ballast.models.policy import load_policy
+
+    settings = Settings()
+    with open_warehouse(settings.db_path) as con:
+        rows = con.execute("SELECT policy_version FROM plans WHERE plan_id = ?", [plan_id]).fetchall()
+        if not rows:
+            console.print(f"no plan {plan_id!r} (see `ballast plans list`)")
+            raise typer.Exit(code=1)
+        policy, _ = load_policy(settings.policy_path)
+        try:
+            check_approver(by, policy)
+            decided = decide_orders(con, plan_id, order or None, decision, by, reason, datetime.now(UTC))
+        except (NotAllowed, KeyError, ValueError) as exc:
+            console.print(f"[bold red]refused[/]: {exc}")
+            raise typer.Exit(code=1) from None
+        written = deliver_outbox(con, settings.outbox_dir, datetime.now(UTC))
+    console.print(f"{decision} {len(decided)} order(s) of plan {plan_id} by {by}")
+    for path in written:
+        console.print(f"  outbox: {path}")
+
+
+ByOption = Annotated[str, typer.Option("--by", help="Who decides (must hold the planner role; not the policy author).")]
+ReasonOption = Annotated[str, typer.Option("--reason", help="Why (kept in the audit log).")]
+OrderOption = Annotated[
+    list[str] | None, typer.Option("--order", help="An order id (repeatable); default: every order awaiting approval.")
+]
+
+
+@app.command()
+def approve(plan_id: str, by: ByOption, reason: ReasonOption, order: OrderOption = None) -> None:
+    """Approve orders awaiting approval (maker-checker); approved orders in the freeze window are released."""
+    _decide("approved", plan_id, order, by, reason)
+
+
+@app.command()
+def reject(plan_id: str, by: ByOption, reason: ReasonOption, order: OrderOption = None) -> None:
+    """Reject orders awaiting approval; they are never released."""
+    _decide("rejected", plan_id, order, by, reason)
+
+
+audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check that no audit entry was edited, deleted or reordered. Exits 1 if one was."""
+    from ballast.io.plans import audit_entries, verify_audit
+    from ballast.io.warehouse import open_warehouse
+
+    with open_warehouse(Settings().db_path, read_only=True) as con:
+        problems = verify_audit(con)
+        n = len(audit_entries(con))
+    if problems:
+        for p in problems:
+            console.print(f"[bold red]broken[/]: {p}")
+        raise typer.Exit(code=1)
+    console.print(f"audit log intact: {n} entries, every hash chains to the one before")
+
+
+@audit_app.command("show")
+def audit_show(limit: Annotated[int, typer.Option(help="The last N entries.")] = 20) -> None:
+    """The latest audit entries."""
+    from ballast.io.plans import audit_entries
+    from ballast.io.warehouse import open_warehouse
+
+    with open_warehouse(Settings().db_path, read_only=True) as con:
+        entries = audit_entries(con)[-limit:]
+    for e in entries:
+        console.print(f"{e.seq:>5} {e.at:%Y-%m-%d %H:%M:%S} {e.actor:<14} {e.action:<14} {e.subject} {e.payload}",
+                      markup=False, highlight=False)
+
+
+@app.command()
+def lineage(plan_id: str, order: Annotated[str | None, typer.Option(help="Trace one order.")] = None) -> None:
+    """The chain from a plan (or one of its orders) back to the input files, forecast and policy."""
+    import json as _json
+
+    from ballast.io.warehouse import open_warehouse, query_frame
+
+    settings = Settings()
     with open_warehouse(settings.db_path, read_only=True) as con:
-        rows = gate_rows(con, [g.file_id for g in result["gates"]])
-    _print_gates(rows)
-    if result["data_docs"]:
-        console.print(f"Data Docs: {result['data_docs']}")
-    console.print(f"warehouse: {settings.db_path}")
+        plan = query_frame(con, "SELECT * FROM plans WHERE plan_id = ?", [plan_id])
+        if plan.is_empty():
+            console.print(f"no plan {plan_id!r}")
+            raise typer.Exit(code=1)
+        p = plan.row(0, named=True)
+        files = query_frame(
+            con,
+            """SELECT extract, file_name, sha256, strftime(as_of, '%Y-%m-%dT%H:%M:%SZ') AS as_of,
+                      strftime(ingested_at, '%Y-%m-%dT%H:%M:%SZ') AS ingested_at, rows_read FROM ingest_files
+               WHERE list_contains(CAST(? AS VARCHAR[]), sha256)""",
+            [[v["sha256"] for v in _json.loads(p["inputs"]).values()]],
+        )
+        chosen = None
+        if order:
+            o = query_frame(con, "SELECT * FROM transfer_orders WHERE plan_id = ? AND order_id = ?", [plan_id, order])
+            if o.is_empty():
+                console.print(f"plan {plan_id} has no order {order}")
+                raise typer.Exit(code=1)
+            chosen = o.row(0, named=True)
+    if chosen:
+        console.print(f"[bold]order {order}[/]: {chosen['qty']:,.0f} × {chosen['sku']} {chosen['origin']}→"
+                      f"{chosen['destination']} ship {chosen['ship_date']}")
+        console.print(f"  why: {chosen['explanation']}", markup=False)
+        console.print(f"  reason data: {chosen['reason']}", markup=False, highlight=False)
+    console.print(f"[bold]plan {plan_id}[/] as of {p['as_of']} ({p['mode']})")
+    console.print(f"  policy {p['policy_version']} sha256 {p['policy_sha256'][:16]}…")
+    console.print(f"  forecast run {p['forecast_run_id']} by {p['forecaster']}")
+    console.print(f"  solver {_json.loads(p['solve']).get('rung')} · code {p['code_version']} · MLflow run {p['mlflow_run_id']}")
+    console.print("  input files:")
+    for f in files.iter_rows(named=True):
+        console.print(f"    {f['extract']:<16} {f['file_name']}  sha256 {f['sha256'][:16]}…  as of {f['as_of']}, "
+                      f"ingested {f['ingested_at']}, {f['rows_read']:,} rows  (archive: "
+                      f"{settings.archive_dir / f['extract'] / f['file_name']})", markup=False, highlight=False)
 
 
 @app.command()
 def demo(
     now: NowOption = None,
 ) -> None:
-    """Generate the default sample network (if the inbox is empty) and run the main job on it."""
+    """Generate the default sample network (if nothing was delivered yet) and run one planning cycle on it."""
     settings = Settings()
-    if not any(settings.inbox_dir.glob("*/*")):
+    if not any(settings.inbox_dir.glob("*/*")) and not settings.db_path.exists():
         sample(size="S", seed=7, skus=None, hubs=None, days=None, fmt="mixed", as_of=None)
-    run(now=now)
+    run(now=now, refit=False, no_ingest=False, shadow=False, policy=None)
 
 
 def _quiet_prefect() -> None:
