@@ -274,7 +274,7 @@ def run(
     console.print(f"[bold green]published[/] plan {outcome.plan_id}: {outcome.orders} orders, "
                   f"{outcome.released} released, {outcome.needs_approval} awaiting approval")
     for key, value in outcome.kpis.items():
-        shown = f"{value:.1%}" if key.endswith("rate") else (f"{value:,.0f}" if isinstance(value, float) else value)
+        shown = f"{value:.1%}" if "fill_rate" in key else (f"{value:,.0f}" if isinstance(value, float) else value)
         console.print(f"  {key.replace('_', ' ')}: {shown}")
     console.print(f"report:  {outcome.report}")
     if outcome.outbox_files:
@@ -503,8 +503,10 @@ def demo(
 
 
 def _quiet_prefect() -> None:
-    """Embedded defaults for Prefect: ephemeral API, no anonymous usage reporting."""
+    """Embedded defaults for Prefect: ephemeral API, no anonymous usage reporting, and time for
+    the temporary API server to start on a busy 2-core machine (its default is 20 s)."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
 
 def main() -> None:

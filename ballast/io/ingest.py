@@ -32,6 +32,7 @@ from typing import Literal
 import duckdb
 import polars as pl
 
+from ballast.faults import crash_point
 from ballast.io.landing import (
     MANIFEST_SUFFIX,
     Manifest,
@@ -370,6 +371,7 @@ def ingest_file(
         )
         read.write(con, file_id)
         _insert_quarantine(con, file_id, extract.name, path.name, read.rejects, now)
+    crash_point("ingest_after_commit")
     _archive(path, inbox, archive)
     msg = f"{path.name}: {read.rows} rows landed"
     if read.rejects.height:

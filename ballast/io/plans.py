@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from ballast.faults import crash_point
 from ballast.io.warehouse import insert_frame, one, query_frame, transaction
 from ballast.models.audit import AuditEntry, next_entry, verify_chain
 from ballast.models.governance import APPROVED, NEEDS_APPROVAL, REJECTED, RELEASABLE
@@ -145,6 +146,8 @@ def publish(
              "policy": plan.policy_version, "rung": plan.solve.get("rung")},
             now,
         )
+        crash_point("publish_before_commit")
+    crash_point("publish_after_commit")
     return released
 
 
