@@ -51,6 +51,7 @@ class ForecastBundle:
     targets: pl.DataFrame
     refit: bool
     seconds: float
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class PublishOutcome:
     outbox_files: tuple[Path, ...] = ()
     mlflow_run_id: str | None = None
     kpis: dict = field(default_factory=dict)
+    steps: dict = field(default_factory=dict)
 
 
 @task(name="deliver pending outbox", cache_policy=NO_CACHE)
@@ -97,27 +99,54 @@ def read_inputs_task(settings: Settings, as_of: datetime, mode: str) -> CycleInp
 
 @task(name="forecast (cached)", cache_policy=NO_CACHE)
 def forecast_task(
-    settings: Settings, policy: Policy, inputs: CycleInputs, as_of: datetime, refit: bool
+    settings: Settings, policy: Policy, inputs: CycleInputs, as_of: datetime, refit: bool, budget_seconds: float
 ) -> ForecastBundle:
-    """The latest forecasts, refitted only when told or older than the policy allows."""
+    """The latest forecasts, refitted only when told or older than the policy allows.
+
+    Safe default: when a refit is due but the last one took longer than the step's latency
+    budget, the cycle plans on the cached forecasts and says so (the nightly refresh refits).
+    """
+    from ballast.models.forecast import needs_refresh
     from ballast.tasks.forecast import latest_or_refresh, run_forecast_refresh
 
     started = time.perf_counter()
     frames = inputs.frames
+    notes: list[str] = []
     with open_warehouse(settings.db_path) as con:
         before = forecast_store.latest_run(con)
+        if before is not None and not refit and needs_refresh(
+            before["finished_at"], as_of, policy.forecasting.max_age_hours, False
+        ):
+            last = (before["finished_at"] - before["started_at"]).total_seconds()
+            if last > budget_seconds:
+                notes.append(
+                    f"forecasts are due for a refit, but the last refit took {last:.0f} s, over the "
+                    f"{budget_seconds:.0f} s forecast budget: planned on cached run {before['run_id']}"
+                )
+                refit_allowed = False
+            else:
+                refit_allowed = True
+        else:
+            refit_allowed = True
 
         def refresh():  # noqa: ANN202 - the forecast module's RefreshResult
             return run_forecast_refresh(
                 con, inputs.demand, frames["sites"], frames["items"], frames["lanes"], policy, settings, as_of.date()
             )
 
-        run_id, forecasts = latest_or_refresh(con, policy, as_of, refit, refresh)
+        if refit_allowed:
+            run_id, forecasts = latest_or_refresh(con, policy, as_of, refit, refresh)
+        else:
+            run_id = before["run_id"]
+            forecasts = forecast_store.run_forecasts(con, run_id, as_of.date())
         run = query_frame(con, "SELECT model_name, model_version FROM fc_runs WHERE run_id = ?", [run_id]).row(0)
         series = forecast_store.run_series(con, run_id)
     targets = compute_targets(forecasts, series, frames["sites"], frames["lanes"], policy)
     refitted = before is None or before["run_id"] != run_id
-    return ForecastBundle(run_id, f"{run[0]}/{run[1]}", forecasts, targets, refitted, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    if seconds > budget_seconds:
+        notes.append(f"forecast step took {seconds:.0f} s, over its {budget_seconds:.0f} s budget")
+    return ForecastBundle(run_id, f"{run[0]}/{run[1]}", forecasts, targets, refitted, seconds, tuple(notes))
 
 
 @task(name="plan identity", cache_policy=NO_CACHE)
@@ -176,9 +205,11 @@ def publish_task(
     flow_run_id: str | None,
     now: datetime,
     policy_path: Path,
+    steps: dict[str, float],
 ) -> PublishOutcome:
     """Approvals, then plan + orders + audit + releases in one transaction, then outbox files."""
     logger = get_run_logger()
+    publish_started = time.perf_counter()
     if not result.publishable:
         raise RuntimeError(f"the plan failed verification and is not published: {result.verification}")
     fingerprints = inputs.fingerprints
@@ -195,7 +226,8 @@ def publish_task(
         record = PlanRecord(
             plan_id=plan_id, as_of=as_of, mode=mode, policy_version=policy.version, policy_sha256=policy_sha256,
             code_version=__version__, forecast_run_id=bundle.run_id, forecaster=bundle.forecaster,
-            inputs=fingerprints, solve=result.record.as_dict(), kpis=kpis, degraded=degraded,
+            inputs=fingerprints, solve=result.record.as_dict() | {"cycle_seconds": steps}, kpis=kpis,
+            degraded=degraded,
             previous_plan_id=previous,
         )
         flows = stock_flows(
@@ -216,5 +248,6 @@ def publish_task(
     needs = int((orders.get_column("approval_status") == "needs_approval").sum())
     logger.info("published plan %s: %d orders, %d released, %d need approval", plan_id, orders.height, len(released), needs)
     return PublishOutcome(
-        plan_id, True, orders.height, len(released), needs, report_path, tuple(written), run_id, kpis
+        plan_id, True, orders.height, len(released), needs, report_path, tuple(written), run_id, kpis,
+        steps | {"publish": round(time.perf_counter() - publish_started, 3)},
     )
