@@ -269,7 +269,9 @@ def _intents(site: SiteSlice, statement: pl.DataFrame) -> pl.DataFrame:
         )
     if not parts:
         return pl.DataFrame(schema=INTENT_SCHEMA)
-    return pl.concat([p.cast(INTENT_SCHEMA) for p in parts]).sort("origin", "destination", "mode", "sku", "role")
+    return pl.concat([p.cast(INTENT_SCHEMA) for p in parts]).sort(
+        "origin", "destination", "mode", "sku", "role"
+    )
 
 
 def _proposal_id(origin: str, destination: str, mode: str, sku: str) -> str:
@@ -361,8 +363,10 @@ def match_proposals(reports: list[AgentReport], sites: pl.DataFrame) -> pl.DataF
         .sort(keys)
     )
     ids = [_proposal_id(*k) for k in merged.select(keys).iter_rows()]
-    return merged.with_columns(proposal_id=pl.Series(ids, dtype=pl.String)).select(list(PROPOSAL_SCHEMA)).cast(
-        PROPOSAL_SCHEMA
+    return (
+        merged.with_columns(proposal_id=pl.Series(ids, dtype=pl.String))
+        .select(list(PROPOSAL_SCHEMA))
+        .cast(PROPOSAL_SCHEMA)
     )
 
 
@@ -386,17 +390,26 @@ def site_slices(
     countries = dict(sites.select("site_id", "country").iter_rows())
     kinds = dict(sites.select("site_id", "kind").iter_rows())
     echelons = dict(sites.select("site_id", "echelon").iter_rows())
-    allowed = lanes.filter(
-        pl.Series(
-            [not is_forbidden(policy, o, d, m, countries) for o, d, m in lanes.select("origin", "destination", "mode").iter_rows()],
-            dtype=pl.Boolean,
+    allowed = (
+        lanes.filter(
+            pl.Series(
+                [
+                    not is_forbidden(policy, o, d, m, countries)
+                    for o, d, m in lanes.select("origin", "destination", "mode").iter_rows()
+                ],
+                dtype=pl.Boolean,
+            )
         )
-    ) if not lanes.is_empty() else lanes
+        if not lanes.is_empty()
+        else lanes
+    )
     lane_view = allowed.select(LANE_COLUMNS).with_columns(
         origin_kind=pl.col("origin").replace_strict(kinds, default=None),
         origin_echelon=pl.col("origin").replace_strict(echelons, default=None, return_dtype=pl.Int64),
         destination_kind=pl.col("destination").replace_strict(kinds, default=None),
-        destination_echelon=pl.col("destination").replace_strict(echelons, default=None, return_dtype=pl.Int64),
+        destination_echelon=pl.col("destination").replace_strict(
+            echelons, default=None, return_dtype=pl.Int64
+        ),
     )
     day_index = (pl.col("day") - pl.lit(as_of)).dt.total_days()
     flows = pl.concat(
@@ -412,11 +425,28 @@ def site_slices(
     tg = targets.select("site_id", "sku", "safety_stock", "target_stock")
 
     def parts(frame: pl.DataFrame, key: str) -> dict[str, pl.DataFrame]:
-        return {k[0]: v.drop(key) for k, v in frame.partition_by(key, as_dict=True).items()} if not frame.is_empty() else {}
+        return (
+            {k[0]: v.drop(key) for k, v in frame.partition_by(key, as_dict=True).items()}
+            if not frame.is_empty()
+            else {}
+        )
 
-    by_stock, by_flow, by_fc, by_tg = parts(stock, "site_id"), parts(flows, "site_id"), parts(fc, "site_id"), parts(tg, "site_id")
-    by_in = {k[0]: v for k, v in lane_view.partition_by("destination", as_dict=True).items()} if not lane_view.is_empty() else {}
-    by_out = {k[0]: v for k, v in lane_view.partition_by("origin", as_dict=True).items()} if not lane_view.is_empty() else {}
+    by_stock, by_flow, by_fc, by_tg = (
+        parts(stock, "site_id"),
+        parts(flows, "site_id"),
+        parts(fc, "site_id"),
+        parts(tg, "site_id"),
+    )
+    by_in = (
+        {k[0]: v for k, v in lane_view.partition_by("destination", as_dict=True).items()}
+        if not lane_view.is_empty()
+        else {}
+    )
+    by_out = (
+        {k[0]: v for k, v in lane_view.partition_by("origin", as_dict=True).items()}
+        if not lane_view.is_empty()
+        else {}
+    )
     empty = {
         "stock": stock.clear().drop("site_id"),
         "flows": flows.clear().drop("site_id"),

@@ -64,6 +64,9 @@ class SolveOptions:
     interface: Literal["direct", "persistent"] = "direct"
     allow_nonoptimal: bool = False
     highs_options: tuple[tuple[str, Any], ...] = ()
+    # "empty": hand HiGHS the do-nothing plan (every shipment and binary 0) as a first incumbent
+    # "current": the values loaded in the model's variables (e.g. an LP-rounded plan) as a first incumbent
+    start: Literal["none", "empty", "current"] = "none"
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +143,9 @@ def add_sets(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
             if first is not None:
                 short.extend((s, k, t) for t in range(first, H))
     m.SHORTAGE_DAYS = _set(short, 3)
-    m.SAFETY_DAYS = _set([(s, k, t) for s, k in inputs.pairs if inputs.safety_units[(s, k)] > 0 for t in range(H)], 3)
+    m.SAFETY_DAYS = _set(
+        [(s, k, t) for s, k in inputs.pairs if inputs.safety_units[(s, k)] > 0 for t in range(H)], 3
+    )
     m.SHIP_SLOTS = _set(list(inputs.ship_slots), 3)
     m.SHORT_DATED_SLOTS = _set(list(inputs.short_dated_slots), 3)
     lane_days = sorted(
@@ -150,14 +155,18 @@ def add_sets(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
     order_slots = [
         (a, k, t)
         for a, k, t in sorted(set(inputs.ship_slots) | set(inputs.short_dated_slots))
-        if inputs.arcs[a].kind != "purchase" and inputs.items[k].min_transfer_units > 0
+        if inputs.exact_minimum_transfer
+        and inputs.arcs[a].minimum_transfer_applies
+        and inputs.items[k].min_transfer_units > 0
     ]
     m.ORDER_SLOTS = _set(order_slots, 3)
 
 
 def add_variables(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
     up = inputs.ship_upper
-    m.ship_units = pyo.Var(m.SHIP_SLOTS, domain=pyo.NonNegativeReals, bounds=lambda _m, a, k, t: (0, up[(a, k)]))
+    m.ship_units = pyo.Var(
+        m.SHIP_SLOTS, domain=pyo.NonNegativeReals, bounds=lambda _m, a, k, t: (0, up[(a, k)])
+    )
     m.short_dated_ship_units = pyo.Var(
         m.SHORT_DATED_SLOTS,
         domain=pyo.NonNegativeReals,
@@ -225,7 +234,12 @@ def add_flow_balance(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
         if not lost and t > 0 and (s, k, t - 1) in short:
             coefs.append(1.0)
             vars_.append(short[s, k, t - 1])
-        rhs = rec.get((s, k, t), 0.0) - iss.get((s, k, t), 0.0) - dem[(s, k)][t] + (init[(s, k)] if t == 0 else 0.0)
+        rhs = (
+            rec.get((s, k, t), 0.0)
+            - iss.get((s, k, t), 0.0)
+            - dem[(s, k)][t]
+            + (init[(s, k)] if t == 0 else 0.0)
+        )
         return (rhs, LinearExpression(constant=0.0, linear_coefs=coefs, linear_vars=vars_), rhs)
 
     m.flow_balance = pyo.Constraint(m.PAIR_DAYS, rule=rule)
@@ -237,7 +251,9 @@ def add_safety_stock(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
 
     def rule(_m, s, k, t):
         expr = LinearExpression(
-            constant=0.0, linear_coefs=[1.0, 1.0], linear_vars=[m.stock_units[s, k, t], m.safety_shortfall_units[s, k, t]]
+            constant=0.0,
+            linear_coefs=[1.0, 1.0],
+            linear_vars=[m.stock_units[s, k, t], m.safety_shortfall_units[s, k, t]],
         )
         return (ss[(s, k)], expr, None)
 
@@ -258,7 +274,11 @@ def add_lane_capacity(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
     terms = _arc_day_terms(m)
     items, arcs, room = inputs.items, inputs.arcs, inputs.lane_room
     binding = inputs.binding.get("lanes", frozenset())
-    cap_keys = [(a, t) for (a, t) in terms if arcs[a].capacity_volume_per_day is not None and (a in binding or (a, t) in m.LANE_DAYS)]
+    cap_keys = [
+        (a, t)
+        for (a, t) in terms
+        if arcs[a].capacity_volume_per_day is not None and (a in binding or (a, t) in m.LANE_DAYS)
+    ]
     m.LANE_CAP_DAYS = _set(sorted(cap_keys), 2)
 
     def cap_rule(_m, a, t):
@@ -281,7 +301,11 @@ def add_lane_capacity(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
         big = sum(up[(a, k)] for k, _ in ks)
         return (
             None,
-            LinearExpression(constant=0.0, linear_coefs=[1.0] * len(ks) + [-big], linear_vars=[v for _, v in ks] + [m.lane_open[a, t]]),
+            LinearExpression(
+                constant=0.0,
+                linear_coefs=[1.0] * len(ks) + [-big],
+                linear_vars=[v for _, v in ks] + [m.lane_open[a, t]],
+            ),
             0.0,
         )
 
@@ -316,7 +340,9 @@ def add_minimum_transfer(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
         return (
             0.0,
             LinearExpression(
-                constant=0.0, linear_coefs=[1.0] * len(vs) + [-items[k].min_transfer_units], linear_vars=vs + [m.order_open[a, k, t]]
+                constant=0.0,
+                linear_coefs=[1.0] * len(vs) + [-items[k].min_transfer_units],
+                linear_vars=vs + [m.order_open[a, k, t]],
             ),
             None,
         )
@@ -325,7 +351,11 @@ def add_minimum_transfer(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
         vs = _shipped(m, a, k, t)
         return (
             None,
-            LinearExpression(constant=0.0, linear_coefs=[1.0] * len(vs) + [-bound(a, k)], linear_vars=vs + [m.order_open[a, k, t]]),
+            LinearExpression(
+                constant=0.0,
+                linear_coefs=[1.0] * len(vs) + [-bound(a, k)],
+                linear_vars=vs + [m.order_open[a, k, t]],
+            ),
             0.0,
         )
 
@@ -347,7 +377,9 @@ def add_storage_capacity(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
         return (
             None,
             LinearExpression(
-                constant=0.0, linear_coefs=[items[k].unit_volume for k in ks], linear_vars=[m.stock_units[s, k, t] for k in ks]
+                constant=0.0,
+                linear_coefs=[items[k].unit_volume for k in ks],
+                linear_vars=[m.stock_units[s, k, t] for k in ks],
             ),
             inputs.storage_room[(s, t)],
         )
@@ -367,7 +399,11 @@ def add_outbound_capacity(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
 
     def rule(_m, s, t):
         vs = by_site_day[(s, t)]
-        return (None, LinearExpression(constant=0.0, linear_coefs=[1.0] * len(vs), linear_vars=vs), inputs.outbound_room[(s, t)])
+        return (
+            None,
+            LinearExpression(constant=0.0, linear_coefs=[1.0] * len(vs), linear_vars=vs),
+            inputs.outbound_room[(s, t)],
+        )
 
     m.outbound_capacity = pyo.Constraint(m.OUTBOUND_DAYS, rule=rule)
 
@@ -377,15 +413,22 @@ def add_possession_limits(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
     binding = inputs.binding.get("possession", frozenset())
     rules = {r.rule_id: r for r in inputs.possession if r.rule_id in binding}
     members = {
-        rid: [(s, k) for s, k in inputs.pairs if s in r.sites and (r.sku is None or k == r.sku)] for rid, r in rules.items()
+        rid: [(s, k) for s, k in inputs.pairs if s in r.sites and (r.sku is None or k == r.sku)]
+        for rid, r in rules.items()
     }
-    m.POSSESSION_DAYS = _set([(rid, t) for rid in sorted(rules) if members[rid] for t in range(inputs.horizon)], 2)
+    m.POSSESSION_DAYS = _set(
+        [(rid, t) for rid in sorted(rules) if members[rid] for t in range(inputs.horizon)], 2
+    )
 
     def rule(_m, rid, t):
         ps = members[rid]
         return (
             None,
-            LinearExpression(constant=0.0, linear_coefs=[1.0] * len(ps), linear_vars=[m.stock_units[s, k, t] for s, k in ps]),
+            LinearExpression(
+                constant=0.0,
+                linear_coefs=[1.0] * len(ps),
+                linear_vars=[m.stock_units[s, k, t] for s, k in ps],
+            ),
             rules[rid].room_units[t],
         )
 
@@ -404,7 +447,11 @@ def add_shelf_life(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
 
     def pool_rule(_m, s, k):
         vs = out_of[(s, k)]
-        return (None, LinearExpression(constant=0.0, linear_coefs=[1.0] * len(vs), linear_vars=vs), inputs.short_dated[(s, k)].units)
+        return (
+            None,
+            LinearExpression(constant=0.0, linear_coefs=[1.0] * len(vs), linear_vars=vs),
+            inputs.short_dated[(s, k)].units,
+        )
 
     def sell_rule(_m, s, k):
         vs = into[(s, k)]
@@ -430,7 +477,11 @@ def add_negotiated_caps(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
 
     def rule(_m, s, k):
         vs = leaving[(s, k)]
-        return (None, LinearExpression(constant=0.0, linear_coefs=[1.0] * len(vs), linear_vars=vs), caps[(s, k)])
+        return (
+            None,
+            LinearExpression(constant=0.0, linear_coefs=[1.0] * len(vs), linear_vars=vs),
+            caps[(s, k)],
+        )
 
     m.negotiated_cap = pyo.Constraint(m.NEGOTIATED_CAPS, rule=rule)
 
@@ -466,7 +517,9 @@ def add_objective(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
     for v in m.safety_shortfall_units.values():
         coefs.append(q)
         vars_.append(v)
-    m.total_cost = pyo.Objective(expr=LinearExpression(constant=0.0, linear_coefs=coefs, linear_vars=vars_), sense=pyo.minimize)
+    m.total_cost = pyo.Objective(
+        expr=LinearExpression(constant=0.0, linear_coefs=coefs, linear_vars=vars_), sense=pyo.minimize
+    )
 
 
 def model_inputs(m: pyo.ConcreteModel) -> NetworkInputs:
@@ -481,7 +534,14 @@ def build_seconds(m: pyo.ConcreteModel) -> float:
 # solve
 # ---------------------------------------------------------------------------------------------
 
-_FEASIBLE_STOPS = {"kTimeLimit", "kSolutionLimit", "kIterationLimit", "kInterrupt", "kObjectiveBound", "kUnknown"}
+_FEASIBLE_STOPS = {
+    "kTimeLimit",
+    "kSolutionLimit",
+    "kIterationLimit",
+    "kInterrupt",
+    "kObjectiveBound",
+    "kUnknown",
+}
 
 
 def solve(model: pyo.ConcreteModel, options: SolveOptions = SolveOptions()) -> SolveResult:
@@ -498,6 +558,9 @@ def solve(model: pyo.ConcreteModel, options: SolveOptions = SolveOptions()) -> S
     return result
 
 
+_THREADS: int | None = None
+
+
 def _highs(options: SolveOptions):
     import highspy
 
@@ -505,14 +568,21 @@ def _highs(options: SolveOptions):
     h.setOptionValue("output_flag", False)
     h.setOptionValue("time_limit", float(max(options.time_limit_seconds, 0.0)))
     h.setOptionValue("mip_rel_gap", float(options.mip_gap))
-    h.setOptionValue("threads", int(options.threads))
+    # HiGHS keeps one global thread scheduler per process: a run asking for a different thread
+    # count than the first run fails (kNotset). So the count is set once, by whoever runs first.
+    global _THREADS
+    if _THREADS is None:
+        _THREADS = int(options.threads)
+    h.setOptionValue("threads", _THREADS)
     h.setOptionValue("random_seed", 0)
     for key, val in options.highs_options:
         h.setOptionValue(key, val)
     return h
 
 
-def _classify(status_name: str, has_primal: bool) -> Literal["optimal", "feasible", "infeasible", "no_solution", "error"]:
+def _classify(
+    status_name: str, has_primal: bool
+) -> Literal["optimal", "feasible", "infeasible", "no_solution", "error"]:
     if status_name == "kOptimal":
         return "optimal"
     if status_name in ("kModelEmpty",):
@@ -561,10 +631,24 @@ def _solve_direct(model: pyo.ConcreteModel, options: SolveOptions) -> SolveResul
     lp.a_matrix_.num_col_ = n
     lp.a_matrix_.num_row_ = A.shape[0]
     if integer.any():
-        lp.integrality_ = [highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous for i in integer]
+        lp.integrality_ = [
+            highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous for i in integer
+        ]
     h = _highs(options)
     if n:
         h.passModel(lp)
+        if options.start == "empty" and integer.any():
+            decisions = {"ship_units", "short_dated_ship_units", "lane_open", "order_open"}
+            idx = np.fromiter(
+                (j for j, v in enumerate(columns) if v.parent_component().local_name in decisions),
+                dtype=np.int32,
+            )
+            h.setSolution(len(idx), idx, np.zeros(len(idx)))
+        elif options.start == "current" and integer.any():
+            values = np.fromiter(
+                (v.value if v.value is not None else 0.0 for v in columns), dtype=float, count=n
+            )
+            h.setSolution(n, np.arange(n, dtype=np.int32), values)
     t1 = time.perf_counter()
     if n:
         h.run()
@@ -581,7 +665,8 @@ def _solve_direct(model: pyo.ConcreteModel, options: SolveOptions) -> SolveResul
     status = _classify(status_name, has_primal)
     if status in ("optimal", "feasible"):
         for v in model.component_data_objects(pyo.Var, descend_into=True):
-            v.set_value(0.0, skip_validation=True)
+            if not v.fixed:  # fixed variables were constants of this solve: keep their values
+                v.set_value(0.0, skip_validation=True)
         for v, val in zip(columns, x, strict=True):
             v.set_value(float(val), skip_validation=True)
         if objective is None or status_name == "kModelEmpty":
@@ -617,7 +702,7 @@ def _solve_persistent(model: pyo.ConcreteModel, options: SolveOptions) -> SolveR
         model,
         time_limit=max(options.time_limit_seconds, 0.0),
         rel_gap=options.mip_gap,
-        threads=options.threads,
+        threads=_THREADS or options.threads,
         load_solutions=False,
         raise_exception_on_nonoptimal_result=False,
         solver_options=solver_options,

@@ -79,6 +79,14 @@ class Arc:
     capacity_volume_per_day: float | None
     min_units: float | None
 
+    leaf_destination: bool = True  # the destination is a hub or store (it passes nothing on)
+
+    @property
+    def minimum_transfer_applies(self) -> bool:
+        """The policy's minimum transfer governs rebalancing moves between hubs or stores; replenishment,
+        purchases and DC-to-DC moves are governed by their lanes' own minimums and fixed costs."""
+        return self.kind == "lateral" and self.leaf_destination
+
     @property
     def needs_binary(self) -> bool:
         """A lane-day binary is needed only where a fixed cost or a minimum applies."""
@@ -156,6 +164,9 @@ class NetworkInputs:
     restrictions: Restrictions = Restrictions()
     solver: SolverSettings = SolverSettings(60.0, 0.01, 2)
     binding: dict[str, frozenset] = field(default_factory=dict)
+    # order-level binaries for the policy minimum transfer only on small models; larger ones enforce
+    # it after the solve (round up or drop, then an LP repair: `ballast.models.ladder`)
+    exact_minimum_transfer: bool = True
 
     @property
     def days(self) -> range:
@@ -226,9 +237,7 @@ def _min_transfer(policy: Policy, unit_cost: float) -> float:
     return max(policy.minimum_transfer.units, by_value)
 
 
-def _no_action(
-    stock0: np.ndarray, net_in: np.ndarray, demand: np.ndarray, backorders: bool
-) -> np.ndarray:
+def _no_action(stock0: np.ndarray, net_in: np.ndarray, demand: np.ndarray, backorders: bool) -> np.ndarray:
     """End-of-day stock per pair and day when nothing new is shipped (P × H)."""
     P, H = demand.shape
     out = np.zeros((P, H))
@@ -287,8 +296,12 @@ def build_inputs(
     pos = positions.positions.filter(pl.col("site_id").is_in(list(site_map)))
     day_index = (pl.col("day") - pl.lit(as_of)).dt.total_days()
     fc = forecasts.select("site_id", "sku", t=day_index, mean="mean").filter(pl.col("t").is_between(0, H - 1))
-    rec = positions.receipts.select("site_id", "sku", t=day_index, qty="qty").filter(pl.col("t").is_between(0, H - 1))
-    iss = positions.issues.select("site_id", "sku", t=day_index, qty="qty").filter(pl.col("t").is_between(0, H - 1))
+    rec = positions.receipts.select("site_id", "sku", t=day_index, qty="qty").filter(
+        pl.col("t").is_between(0, H - 1)
+    )
+    iss = positions.issues.select("site_id", "sku", t=day_index, qty="qty").filter(
+        pl.col("t").is_between(0, H - 1)
+    )
     tg = targets.select("site_id", "sku", "safety_stock")
     all_pairs = (
         pl.concat(
@@ -365,6 +378,7 @@ def build_inputs(
             float(r["fixed_cost"]),
             r["capacity_per_day"],
             r["min_units"],
+            leaf_destination=d.kind in ("hub", "store") and o.kind in ("hub", "store"),
         )
         arcs[a.arc_id] = a
         if kind != "lateral":
@@ -373,7 +387,10 @@ def build_inputs(
     st = statements.select(
         "site_id", "sku", "stock_units", "receipts_units", "deficit_units", "surplus_units", "status"
     )
-    stmt = {(s, k): (stock, rec_u, deficit, surplus, status) for s, k, stock, rec_u, deficit, surplus, status in st.iter_rows()}
+    stmt = {
+        (s, k): (stock, rec_u, deficit, surplus, status)
+        for s, k, stock, rec_u, deficit, surplus, status in st.iter_rows()
+    }
 
     def carries(site: str, sku: str) -> bool:
         if site_map[site].kind == "supplier":
@@ -417,6 +434,15 @@ def build_inputs(
                     if asked[(a.origin, sku)] > spare:
                         nxt.append((a.origin, sku))
         frontier = sorted(set(nxt))
+
+    # no ping-pong inside the plan: a site-SKU that receives does not also send sideways or up
+    receivers = {(arcs[a].destination, k) for a, k in candidate | short_dated_candidates}
+    candidate = {
+        (a, k) for a, k in candidate if arcs[a].kind != "lateral" or (arcs[a].origin, k) not in receivers
+    }
+    short_dated_candidates = {
+        (a, k) for a, k in short_dated_candidates if (arcs[a].origin, k) not in receivers
+    }
 
     # ---- in-model pairs and slots -----------------------------------------------------------------
     in_model: set[Pair] = set()
@@ -506,15 +532,24 @@ def build_inputs(
         usable[k] += q
         rec_total[(s, k)] += q
     has_inbound = {(arcs[a].destination, k) for a, k in candidate}
+    has_outbound = {(arcs[a].origin, k) for a, k in candidate | short_dated_candidates}
     ship_upper: dict[tuple[str, str], float] = {}
     for aid, sku in candidate | short_dated_candidates:
         a = arcs[aid]
+        bound = usable[sku]
         if site_map[a.origin].kind != "supplier" and (a.origin, sku) not in has_inbound:
             own = initial.get((a.origin, sku), 0.0) + rec_total[(a.origin, sku)]
             pool = short_dated.get((a.origin, sku))
-            ship_upper[(aid, sku)] = own + (pool.units if pool else 0.0)
-        else:
-            ship_upper[(aid, sku)] = usable[sku]
+            bound = min(bound, own + (pool.units if pool else 0.0))
+        dest = (a.destination, sku)
+        if dest not in has_outbound and dest in dem:
+            # a site that passes nothing on never usefully receives more than it sells plus safety stock
+            # (but a lane or policy minimum may force more than that onto the truck)
+            # (with backorders, demand before the arrival still waits for it)
+            useful = sum(dem[dest][0 if backorders else a.lead_days :]) + ss_map[dest]
+            floor = max(a.min_units or 0.0, item_map[sku].min_transfer_units if a.kind == "lateral" else 0.0)
+            bound = min(bound, max(useful, floor))
+        ship_upper[(aid, sku)] = bound
 
     # ---- shared rooms: storage, lanes, outbound, possession (never below doing nothing) ----------
     vol = np.array([item_map[k].unit_volume if k in item_map else 0.0 for _, k in pair_keys])
@@ -563,9 +598,15 @@ def build_inputs(
             rows &= sku_of == rule.sku
         base = no_action[rows & ~mask].sum(axis=0) if P else np.zeros(H)
         own = no_action[rows & mask].sum(axis=0) if P else np.zeros(H)
-        covered = tuple(sorted(s.site_id for s in site_map.values() if s.country == rule.country and s.kind != "supplier"))
+        covered = tuple(
+            sorted(s.site_id for s in site_map.values() if s.country == rule.country and s.kind != "supplier")
+        )
         room = tuple(float(max(rule.max_units - base[t], own[t])) for t in range(H))
-        possession.append(PossessionRule(f"possession-{n}-{rule.country}-{rule.sku or 'all'}", rule.country, rule.sku, covered, room))
+        possession.append(
+            PossessionRule(
+                f"possession-{n}-{rule.country}-{rule.sku or 'all'}", rule.country, rule.sku, covered, room
+            )
+        )
 
     inputs = NetworkInputs(
         as_of=as_of,
@@ -598,7 +639,17 @@ def build_inputs(
         transfer_receipt_days={k: tuple(sorted(v)) for k, v in receipt_days.items()},
         solver=SolverSettings(policy.solver.time_limit_seconds, policy.solver.mip_gap, policy.solver.threads),
     )
-    return dataclasses.replace(inputs, binding=binding_resources(inputs))
+    order_slots = sum(
+        1
+        for a, k, _t in inputs.ship_slots + inputs.short_dated_slots
+        if inputs.arcs[a].minimum_transfer_applies and item_map[k].min_transfer_units > 0
+    )
+    return dataclasses.replace(
+        inputs, binding=binding_resources(inputs), exact_minimum_transfer=order_slots <= MAX_ORDER_BINARIES
+    )
+
+
+MAX_ORDER_BINARIES = 2_000
 
 
 def binding_resources(inputs: NetworkInputs) -> dict[str, frozenset]:
@@ -643,12 +694,13 @@ def binding_resources(inputs: NetworkInputs) -> dict[str, frozenset]:
     storage = {
         s
         for s, v in site_volume.items()
-        if (s, 0) in inputs.storage_room
-        and v > min(inputs.storage_room[(s, t)] for t in range(H)) + 1e-9
+        if (s, 0) in inputs.storage_room and v > min(inputs.storage_room[(s, t)] for t in range(H)) + 1e-9
     }
     possession = set()
     for rule in inputs.possession:
-        total = sum(m for (s, k), m in pair_max.items() if s in rule.sites and (rule.sku is None or k == rule.sku))
+        total = sum(
+            m for (s, k), m in pair_max.items() if s in rule.sites and (rule.sku is None or k == rule.sku)
+        )
         if total > min(rule.room_units) + 1e-9:
             possession.add(rule.rule_id)
     return {

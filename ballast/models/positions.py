@@ -39,7 +39,16 @@ POSITION_COLUMNS = (
     "short_dated_expiry",
 )
 
-RELEASED_ORDER_COLUMNS = ("order_id", "origin", "destination", "mode", "sku", "ship_date", "arrive_date", "qty")
+RELEASED_ORDER_COLUMNS = (
+    "order_id",
+    "origin",
+    "destination",
+    "mode",
+    "sku",
+    "ship_date",
+    "arrive_date",
+    "qty",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +160,9 @@ def build_positions(
         inv.group_by("site_id", "sku")
         .agg(pl.col("on_hand").sum(), pl.col("allocated").sum(), pl.col("reserved").sum())
         .with_columns(
-            available=pl.max_horizontal(pl.col("on_hand") - pl.col("allocated") - pl.col("reserved"), pl.lit(0.0))
+            available=pl.max_horizontal(
+                pl.col("on_hand") - pl.col("allocated") - pl.col("reserved"), pl.lit(0.0)
+            )
         )
         .sort("site_id", "sku")
     )
@@ -168,11 +179,14 @@ def build_positions(
         lots_by_key: dict[tuple[str, str], list[tuple[date | None, float]]] = {}
         for site, sku, qty, exp in dated.select("site_id", "sku", "on_hand", "expiry_date").iter_rows():
             lots_by_key.setdefault((site, sku), []).append((exp, qty))
-        undated = inv.filter(pl.col("expiry_date").is_null()).join(dated.select("site_id", "sku").unique(), on=["site_id", "sku"])
+        undated = inv.filter(pl.col("expiry_date").is_null()).join(
+            dated.select("site_id", "sku").unique(), on=["site_id", "sku"]
+        )
         for site, sku, qty in undated.select("site_id", "sku", "on_hand").iter_rows():
             lots_by_key[(site, sku)].append((None, qty))
         committed = {
-            (s, k): a + r for s, k, a, r in totals.select("site_id", "sku", "allocated", "reserved").iter_rows()
+            (s, k): a + r
+            for s, k, a, r in totals.select("site_id", "sku", "allocated", "reserved").iter_rows()
         }
         for key, lots in lots_by_key.items():
             split[key] = _shelf_life_split(lots, committed.get(key, 0.0), demand.get(key, []), as_of)

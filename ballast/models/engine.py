@@ -1,0 +1,312 @@
+"""The rebalancing engine's one entry point: `plan_network(...) -> EngineResult`.
+
+positions → hub agents (one per own site) → proposals → sparse `NetworkInputs` → independent
+SKU groups, each solved down the fallback ladder and verified → negotiation rounds → explained
+orders. The planning cycle calls this; Prefect tasks (`ballast.tasks.engine`) pass their own
+mappers so agents and SKU groups spread over a task runner.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import date
+from typing import Literal
+
+import polars as pl
+
+from ballast.models.agents import (
+    AgentReport,
+    SiteSlice,
+    match_proposals,
+    run_agent,
+    site_slices,
+    statements_frame,
+)
+from ballast.models.contract import EXTRACTS
+from ballast.models.coordinator import FLOW_SCHEMA
+from ballast.models.explain import build_orders
+from ballast.models.ladder import LadderOptions, SolveRecord, combine_records, solve_with_ladder
+from ballast.models.negotiation import LocalRules, Rejection, drop_rejected, review_all
+from ballast.models.network import NetworkInputs, build_inputs, sku_groups
+from ballast.models.policy import Policy
+from ballast.models.positions import Positions, build_positions, empty_released_orders
+from ballast.models.verify import VerificationReport, verify_plan
+
+logger = logging.getLogger(__name__)
+
+AgentMapper = Callable[[Sequence[SiteSlice]], list[AgentReport]]
+GroupSolver = Callable[[Sequence[NetworkInputs], LadderOptions], list[tuple[pl.DataFrame, SolveRecord]]]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineOptions:
+    """Knobs of the run, not of the policy (those stay in the policy file)."""
+
+    interface: Literal["direct", "persistent"] = "direct"
+    workers: int = 2  # SKU-group bins solved at once (HiGHS releases the GIL while it solves)
+    max_bin_slots: int = 250_000  # ship slots per model before another bin is started
+    decompose: bool = True
+    time_limit_seconds: float | None = None  # None: policy.solver.time_limit_seconds
+    fallback_time_limit_seconds: float | None = None
+    highs_options: tuple[tuple[str, object], ...] = ()
+    ladder: tuple[str, ...] | None = None  # None: policy.fallback.ladder
+
+
+@dataclass(frozen=True)
+class NegotiationRound:
+    round: int
+    rejections: tuple[Rejection, ...]
+    groups_resolved: int
+
+
+@dataclass(frozen=True)
+class EngineResult:
+    orders: pl.DataFrame
+    proposals: pl.DataFrame
+    statements: pl.DataFrame
+    flows: pl.DataFrame
+    record: SolveRecord
+    group_records: tuple[SolveRecord, ...]
+    verification: VerificationReport
+    inputs: NetworkInputs
+    positions: Positions
+    rounds: tuple[NegotiationRound, ...] = ()
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def publishable(self) -> bool:
+        """Verified plans only; the empty plan is publishable as 'no new orders' with its alert."""
+        return self.verification.ok or self.record.rung == "empty"
+
+
+def contract_frames(**rows: list[dict]) -> dict[str, pl.DataFrame]:
+    """Typed frames with exactly the contract's columns from lists of row dicts (nullable columns may be left out)."""
+    types = {
+        "str": pl.String,
+        "int": pl.Int64,
+        "float": pl.Float64,
+        "date": pl.Date,
+        "timestamp": pl.Datetime("us", "UTC"),
+    }
+    out = {}
+    for name, extract in EXTRACTS.items():
+        if name not in rows and extract.optional:
+            continue
+        schema = {c.name: types[c.kind.value] for c in extract.columns}
+        data = [{c: r.get(c) for c in schema} for r in rows.get(name, [])]
+        out[name] = pl.DataFrame(data, schema=schema, orient="row") if data else pl.DataFrame(schema=schema)
+    return out
+
+
+def serial_agents(slices: Sequence[SiteSlice]) -> list[AgentReport]:
+    return [run_agent(s) for s in slices]
+
+
+def threaded_groups(workers: int) -> GroupSolver:
+    def run(
+        groups: Sequence[NetworkInputs], options: LadderOptions
+    ) -> list[tuple[pl.DataFrame, SolveRecord]]:
+        if workers <= 1 or len(groups) <= 1:
+            return [solve_with_ladder(g, options) for g in groups]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(lambda g: solve_with_ladder(g, options), groups))
+
+    return run
+
+
+def ladder_options(policy: Policy, options: EngineOptions, workers_sharing: int = 1) -> LadderOptions:
+    return LadderOptions(
+        ladder=tuple(options.ladder or policy.fallback.ladder),  # type: ignore[arg-type]
+        time_limit_seconds=options.time_limit_seconds
+        if options.time_limit_seconds is not None
+        else policy.solver.time_limit_seconds,
+        fallback_time_limit_seconds=options.fallback_time_limit_seconds,
+        mip_gap=policy.solver.mip_gap,
+        threads=max(1, policy.solver.threads // max(workers_sharing, 1)),
+        interface=options.interface,
+        highs_options=options.highs_options,
+    )
+
+
+def bins(inputs: NetworkInputs, options: EngineOptions) -> list[NetworkInputs]:
+    """SKU groups packed into a few block-diagonal models (fewer handoffs, still parallel)."""
+    if not options.decompose:
+        return [inputs]
+    groups = sku_groups(inputs)
+    if len(groups) <= 1:
+        return [inputs]
+    weight: dict[str, int] = {}
+    for _a, k, _t in inputs.ship_slots:
+        weight[k] = weight.get(k, 0) + 1
+    sized = sorted(
+        ((sum(weight.get(k, 0) for k in g) + len(g), g) for g in groups), key=lambda x: (-x[0], min(x[1]))
+    )
+    total = sum(w for w, _ in sized)
+    n = max(options.workers, -(-total // max(options.max_bin_slots, 1)))
+    n = min(n, len(sized))
+    loads = [0] * n
+    members: list[set[str]] = [set() for _ in range(n)]
+    for w, g in sized:  # largest first into the lightest bin: deterministic and balanced
+        i = min(range(n), key=lambda j: (loads[j], j))
+        loads[i] += w
+        members[i] |= g
+    return [inputs.subset(frozenset(m)) for m in members if m]
+
+
+def _solve_bins(
+    parts: list[NetworkInputs], solver: GroupSolver, lopts: LadderOptions
+) -> tuple[list[pl.DataFrame], list[SolveRecord]]:
+    answers = solver(parts, lopts)
+    return [f for f, _ in answers], [r for _, r in answers]
+
+
+def plan_network(
+    frames: dict[str, pl.DataFrame],
+    forecasts: pl.DataFrame,
+    targets: pl.DataFrame,
+    policy: Policy,
+    as_of: date,
+    *,
+    released_orders: pl.DataFrame | None = None,
+    local_rules: dict[str, LocalRules] | None = None,
+    options: EngineOptions = EngineOptions(),
+    map_agents: AgentMapper | None = None,
+    solve_groups: GroupSolver | None = None,
+) -> EngineResult:
+    """Plan transfers and purchases for the network at `as_of` (see module docstring)."""
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    released = released_orders if released_orders is not None else empty_released_orders()
+    positions = build_positions(
+        frames["inventory"],
+        frames["in_transit"],
+        frames["purchase_orders"],
+        as_of,
+        released_orders=released,
+        forecasts=forecasts,
+    )
+    t1 = time.perf_counter()
+    slices = site_slices(
+        frames["sites"],
+        frames["lanes"],
+        positions.positions,
+        positions.receipts,
+        positions.issues,
+        forecasts,
+        targets,
+        policy,
+        as_of,
+    )
+    reports = (map_agents or serial_agents)(slices)
+    statements = statements_frame(reports)
+    proposals = match_proposals(reports, frames["sites"])
+    t2 = time.perf_counter()
+    inputs = build_inputs(
+        sites=frames["sites"],
+        items=frames["items"],
+        lanes=frames["lanes"],
+        positions=positions,
+        forecasts=forecasts,
+        targets=targets,
+        statements=statements,
+        proposals=proposals,
+        policy=policy,
+        as_of=as_of,
+        released_orders=released,
+        in_transit=frames["in_transit"],
+    )
+    t3 = time.perf_counter()
+    parts = bins(inputs, options)
+    lopts = ladder_options(policy, options, workers_sharing=min(options.workers, len(parts)))
+    solver = solve_groups or threaded_groups(options.workers)
+    flows_by_part, records = _solve_bins(parts, solver, lopts)
+    t4 = time.perf_counter()
+
+    # negotiation: agents with local rules review; refusals become restrictions; touched bins re-solve
+    rules = local_rules or {}
+    settled: dict[tuple[str, str, int], tuple[float, int]] = {}
+
+    def note(round_no: int) -> None:
+        for f in flows_by_part:
+            for a, k, t, q in f.select("arc_id", "sku", "ship_day", "qty").iter_rows():
+                prev = settled.get((a, k, t))
+                if prev is None or abs(prev[0] - q) > 1e-6:
+                    settled[(a, k, t)] = (q, round_no)
+
+    note(0)
+    rounds: list[NegotiationRound] = []
+    leftover: list[Rejection] = []
+    for round_no in range(1, policy.negotiation_max_rounds + 2):
+        if not rules:
+            break
+        flows_now = _concat(flows_by_part)
+        rejections, restrictions = review_all(rules, flows_now, inputs)
+        if not rejections:
+            break
+        if round_no > policy.negotiation_max_rounds:
+            leftover = rejections
+            rounds.append(NegotiationRound(round_no, tuple(rejections), 0))
+            break
+        inputs = inputs.restrict(restrictions)
+        touched_skus = {r.sku for r in rejections}
+        redo = [i for i, p in enumerate(parts) if touched_skus & set(p.items)]
+        for i in redo:
+            parts[i] = parts[i].restrict(restrictions)
+        new_flows, new_records = _solve_bins([parts[i] for i in redo], solver, lopts)
+        for i, f, r in zip(redo, new_flows, new_records, strict=True):
+            flows_by_part[i], records[i] = f, r
+        rounds.append(NegotiationRound(round_no, tuple(rejections), len(redo)))
+        note(round_no)
+        logger.info(
+            "negotiation round %d: %d rejections, %d groups re-solved", round_no, len(rejections), len(redo)
+        )
+    t5 = time.perf_counter()
+
+    flows = _concat(flows_by_part)
+    alerts: tuple[str, ...] = ()
+    if leftover:
+        flows = drop_rejected(flows, leftover)
+        alerts = (
+            f"negotiation did not settle in {policy.negotiation_max_rounds} rounds: {len(leftover)} flows dropped",
+        )
+    verification = verify_plan(inputs, flows)
+    record = combine_records(records)
+    if alerts:
+        record = replace(record, alerts=record.alerts + alerts)
+    orders = build_orders(
+        inputs, flows, statements, settled_round={key: rnd for key, (_q, rnd) in settled.items()}
+    )
+    t6 = time.perf_counter()
+    timings.update(
+        positions=t1 - t0,
+        agents=t2 - t1,
+        inputs=t3 - t2,
+        solve=t4 - t3,
+        negotiation=t5 - t4,
+        explain=t6 - t5,
+        total=t6 - t0,
+    )
+    return EngineResult(
+        orders=orders,
+        proposals=proposals,
+        statements=statements,
+        flows=flows,
+        record=record,
+        group_records=tuple(records),
+        verification=verification,
+        inputs=inputs,
+        positions=positions,
+        rounds=tuple(rounds),
+        timings=timings,
+    )
+
+
+def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    non_empty = [f for f in frames if not f.is_empty()]
+    if not non_empty:
+        return pl.DataFrame(schema=FLOW_SCHEMA)
+    return pl.concat(non_empty).sort("sku", "arc_id", "ship_day")

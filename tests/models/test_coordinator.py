@@ -1,0 +1,570 @@
+"""Tiny networks solvable by hand: exact plans and exact objective values.
+
+Conventions of these cases unless a test says otherwise: shortage penalty 5 per unit (flat),
+no holding cost, no safety stock, no minimum transfer, no cooldown. Horizons are short so that a
+lane has a single ship day and the optimal plan is unique.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+
+import polars as pl
+import pyomo.environ as pyo
+import pytest
+
+from ballast.models.coordinator import SolveOptions, SolverError, build_model, extract_plan, solve
+from ballast.models.engine import EngineResult, contract_frames, plan_network
+from ballast.models.policy import Policy
+
+AS_OF = date(2026, 11, 2)
+STAMP = datetime(2026, 11, 2, 6, 0, tzinfo=UTC)
+
+
+def policy(**over) -> Policy:
+    base = dict(
+        version="test",
+        author="tests",
+        horizon_days=2,
+        cooldown_days=0,
+        minimum_transfer={"units": 0.0, "value": 0.0},
+        shortage_penalty_per_unit=5.0,
+        shortage_penalty_price_multiple=0.0,
+        safety_stock_shortfall_penalty_per_unit=1.0,
+        negotiation_max_rounds=3,
+    )
+    base.update(over)
+    return Policy.model_validate_json(json.dumps(base))
+
+
+def site(site_id: str, kind: str = "dc", echelon: int = 1, country: str = "DE", **kw) -> dict:
+    return dict(site_id=site_id, kind=kind, echelon=echelon, country=country, **kw)
+
+
+def lane(origin: str, destination: str, lead: int = 1, cost: float = 1.0, mode: str = "road", **kw) -> dict:
+    return dict(
+        origin=origin,
+        destination=destination,
+        mode=mode,
+        lead_time_days=lead,
+        cost_per_unit=cost,
+        fixed_cost=kw.pop("fixed", 0.0),
+        **kw,
+    )
+
+
+def stock(site_id: str, qty: float, sku: str = "X", **kw) -> dict:
+    return dict(
+        as_of=STAMP,
+        site_id=site_id,
+        sku=sku,
+        on_hand=qty,
+        allocated=kw.pop("allocated", 0.0),
+        reserved=kw.pop("reserved", 0.0),
+        **kw,
+    )
+
+
+def item(sku: str = "X", unit_cost: float = 10.0, **kw) -> dict:
+    return dict(
+        sku=sku,
+        unit_cost=unit_cost,
+        unit_price=None,
+        holding_cost_per_day=kw.pop("holding", 0.0),
+        unit_volume=kw.pop("volume", 1.0),
+        **kw,
+    )
+
+
+def forecast(demand: dict[tuple[str, str], list[float]]) -> pl.DataFrame:
+    rows = [
+        dict(
+            site_id=s,
+            sku=k,
+            day=AS_OF + timedelta(days=t),
+            mean=float(q),
+            q50=float(q),
+            q80=float(q) * 1.2,
+            q95=float(q) * 1.5,
+        )
+        for (s, k), series in demand.items()
+        for t, q in enumerate(series)
+    ]
+    return pl.DataFrame(
+        rows,
+        schema={
+            "site_id": pl.String,
+            "sku": pl.String,
+            "day": pl.Date,
+            "mean": pl.Float64,
+            "q50": pl.Float64,
+            "q80": pl.Float64,
+            "q95": pl.Float64,
+        },
+    )
+
+
+def targets(safety: dict[tuple[str, str], float]) -> pl.DataFrame:
+    rows = [
+        dict(
+            site_id=s,
+            sku=k,
+            lead_time_days=1,
+            review_days=1,
+            service_level=0.95,
+            mean_daily=0.0,
+            lt_demand_mean=0.0,
+            safety_stock=float(v),
+            reorder_point=float(v),
+            target_stock=float(v),
+        )
+        for (s, k), v in safety.items()
+    ]
+    return pl.DataFrame(
+        rows,
+        schema={
+            "site_id": pl.String,
+            "sku": pl.String,
+            "lead_time_days": pl.Int64,
+            "review_days": pl.Int64,
+            "service_level": pl.Float64,
+            "mean_daily": pl.Float64,
+            "lt_demand_mean": pl.Float64,
+            "safety_stock": pl.Float64,
+            "reorder_point": pl.Float64,
+            "target_stock": pl.Float64,
+        },
+    )
+
+
+def run(
+    *,
+    sites: list[dict],
+    lanes: list[dict],
+    inventory: list[dict],
+    demand: dict[tuple[str, str], list[float]],
+    items: list[dict] | None = None,
+    safety: dict[tuple[str, str], float] | None = None,
+    pol: Policy | None = None,
+    released: pl.DataFrame | None = None,
+    in_transit: list[dict] | None = None,
+    purchase_orders: list[dict] | None = None,
+    **kw,
+) -> EngineResult:
+    frames = contract_frames(
+        sites=sites,
+        items=items or [item()],
+        lanes=lanes,
+        inventory=inventory,
+        in_transit=in_transit or [],
+        purchase_orders=purchase_orders or [],
+    )
+    pol = pol or policy()
+    demand = {
+        **{(s["site_id"], "X"): [0.0] * pol.horizon_days for s in sites if s["kind"] != "supplier"},
+        **demand,
+    }
+    return plan_network(
+        frames, forecast(demand), targets(safety or {}), pol, AS_OF, released_orders=released, **kw
+    )
+
+
+def moved(result: EngineResult) -> dict[tuple[str, str, int], float]:
+    """{(origin, destination, ship_day): units} of a plan."""
+    return {
+        (o, d, t): q
+        for o, d, t, q in result.flows.select("origin", "destination", "ship_day", "qty").iter_rows()
+    }
+
+
+def per_lane(result: EngineResult) -> dict[tuple[str, str, str], float]:
+    out: dict[tuple[str, str, str], float] = {}
+    for o, d, m, q in result.flows.select("origin", "destination", "mode", "qty").iter_rows():
+        out[(o, d, m)] = out.get((o, d, m), 0.0) + q
+    return out
+
+
+TWO = [site("A"), site("B")]
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def test_two_sites_one_sku():
+    # given: A holds 100, B holds nothing and sells 10 a day for 2 days; the lane takes 1 day at 1/u
+    # when
+    result = run(
+        sites=TWO,
+        lanes=[lane("A", "B")],
+        inventory=[stock("A", 100), stock("B", 0)],
+        demand={("B", "X"): [10, 10]},
+    )
+    # then: day 0 is lost whatever we do (5 × 10); day 1 is covered by 10 units shipped on day 0 (1 × 10)
+    assert result.record.rung == "mip"
+    assert moved(result) == {("A", "B", 0): 10.0}
+    assert result.record.objective == pytest.approx(60.0)
+    assert result.verification.ok
+
+
+def test_lane_too_slow_to_help():
+    # rail is cheap but takes 2 days: with a 2-day horizon it cannot arrive; road does
+    result = run(
+        sites=TWO,
+        lanes=[lane("A", "B", lead=2, cost=0.5, mode="rail"), lane("A", "B", lead=1, cost=2.0, mode="road")],
+        inventory=[stock("A", 100), stock("B", 0)],
+        demand={("B", "X"): [10, 10]},
+    )
+    assert per_lane(result) == {("A", "B", "road"): 10.0}
+    assert result.record.objective == pytest.approx(50.0 + 20.0)
+
+
+def test_lane_too_slow_to_help_the_deficit_even_if_it_arrives():
+    # 3-day horizon, demand only on day 1: rail (2 days) arrives on day 2, too late; road is used
+    result = run(
+        sites=TWO,
+        lanes=[lane("A", "B", lead=2, cost=0.5, mode="rail"), lane("A", "B", lead=1, cost=2.0, mode="road")],
+        inventory=[stock("A", 100), stock("B", 0)],
+        demand={("B", "X"): [0, 10, 0]},
+        pol=policy(horizon_days=3),
+    )
+    assert per_lane(result) == {("A", "B", "road"): 10.0}
+    assert moved(result) == {("A", "B", 0): 10.0}
+    assert result.record.objective == pytest.approx(20.0)
+
+
+def test_forbidden_lane_is_never_used():
+    sites = [site("A"), site("B"), site("C")]
+    pol = policy(forbidden_lanes=[{"origin": "A", "destination": "B"}])
+    result = run(
+        sites=sites,
+        lanes=[lane("A", "B", cost=0.5), lane("C", "B", cost=2.0)],
+        inventory=[stock("A", 100), stock("B", 0), stock("C", 100)],
+        demand={("B", "X"): [0, 10]},
+        pol=pol,
+    )
+    assert moved(result) == {("C", "B", 0): 10.0}
+    assert result.record.objective == pytest.approx(20.0)
+    assert "A>B:road" in result.inputs.forbidden_arcs
+
+
+def test_embargoed_country_pair_is_never_used():
+    sites = [site("A", country="FR"), site("B", country="CH"), site("C", country="DE")]
+    pol = policy(embargoed_country_pairs=[{"origin_country": "FR", "destination_country": "CH"}])
+    result = run(
+        sites=sites,
+        lanes=[lane("A", "B", cost=0.5), lane("C", "B", cost=2.0)],
+        inventory=[stock("A", 100), stock("B", 0), stock("C", 100)],
+        demand={("B", "X"): [0, 10]},
+        pol=pol,
+    )
+    assert moved(result) == {("C", "B", 0): 10.0}
+
+
+def test_capacity_forces_a_split():
+    # A→B carries 6 volume units a day (unit volume 1); the other 4 come from C at 2/u
+    sites = [site("A"), site("B"), site("C")]
+    result = run(
+        sites=sites,
+        lanes=[lane("A", "B", cost=1.0, capacity_per_day=6.0), lane("C", "B", cost=2.0)],
+        inventory=[stock("A", 100), stock("B", 0), stock("C", 100)],
+        demand={("B", "X"): [0, 10]},
+    )
+    assert moved(result) == {("A", "B", 0): 6.0, ("C", "B", 0): 4.0}
+    assert result.record.objective == pytest.approx(6 * 1.0 + 4 * 2.0)
+
+
+@pytest.mark.parametrize(
+    ("need", "expected_moves", "expected_objective"),
+    [
+        (3.0, {}, 15.0),  # 3 × 5 shortage < 20 fixed + 3 × 1: not worth it
+        (10.0, {("A", "B", 0): 10.0}, 30.0),  # 20 fixed + 10 × 1 < 50 shortage
+    ],
+)
+def test_fixed_cost_makes_a_small_transfer_not_worth_it(need, expected_moves, expected_objective):
+    result = run(
+        sites=TWO,
+        lanes=[lane("A", "B", cost=1.0, fixed=20.0)],
+        inventory=[stock("A", 100), stock("B", 0)],
+        demand={("B", "X"): [0, need]},
+    )
+    assert moved(result) == expected_moves
+    assert result.record.objective == pytest.approx(expected_objective)
+    assert result.record.integers >= 1  # a lane-day binary exists where a fixed cost applies
+
+
+def test_lane_minimum_units():
+    # the lane ships at least 8 units a day when used: 5 needed → ship 8 (3 spare) costs 8 < 25 lost
+    result = run(
+        sites=TWO,
+        lanes=[lane("A", "B", cost=1.0, min_units=8.0)],
+        inventory=[stock("A", 100), stock("B", 0)],
+        demand={("B", "X"): [0, 5]},
+    )
+    assert moved(result) == {("A", "B", 0): 8.0}
+    assert result.record.objective == pytest.approx(8.0)
+
+
+def test_policy_minimum_transfer_value():
+    # minimum transfer value 60 at unit cost 10 → at least 6 units; 4 needed: ship 6 (6 < 20 lost)
+    # (the policy minimum governs moves between hubs; DC replenishment follows its lane's minimum)
+    result = run(
+        sites=[site("A", kind="hub", echelon=2), site("B", kind="hub", echelon=2)],
+        lanes=[lane("A", "B", cost=1.0)],
+        inventory=[stock("A", 100), stock("B", 0)],
+        demand={("B", "X"): [0, 4]},
+        pol=policy(minimum_transfer={"units": 0.0, "value": 60.0}),
+    )
+    assert moved(result) == {("A", "B", 0): 6.0}
+    assert result.record.objective == pytest.approx(6.0)
+
+
+def _cooldown_case(cooldown: int) -> EngineResult:
+    # B received X from A two days ago (a released order of an earlier cycle); C needs 10
+    sites = [site("A"), site("B"), site("C"), site("D")]
+    released = pl.DataFrame(
+        [
+            dict(
+                order_id="o-1",
+                origin="A",
+                destination="B",
+                mode="road",
+                sku="X",
+                ship_date=AS_OF - timedelta(days=3),
+                arrive_date=AS_OF - timedelta(days=2),
+                qty=50.0,
+            )
+        ],
+        schema={
+            "order_id": pl.String,
+            "origin": pl.String,
+            "destination": pl.String,
+            "mode": pl.String,
+            "sku": pl.String,
+            "ship_date": pl.Date,
+            "arrive_date": pl.Date,
+            "qty": pl.Float64,
+        },
+    )
+    return run(
+        sites=sites,
+        lanes=[lane("B", "C", cost=1.0), lane("D", "C", cost=3.0)],
+        inventory=[stock("A", 0), stock("B", 50), stock("C", 0), stock("D", 50)],
+        demand={("C", "X"): [0, 10]},
+        pol=policy(cooldown_days=cooldown),
+        released=released,
+    )
+
+
+def test_cooldown_blocks_ping_pong():
+    blocked = _cooldown_case(cooldown=7)
+    free = _cooldown_case(cooldown=0)
+    assert moved(blocked) == {("D", "C", 0): 10.0}
+    assert blocked.record.objective == pytest.approx(30.0)
+    assert moved(free) == {("B", "C", 0): 10.0}
+    assert free.record.objective == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize(
+    ("unmet", "expected_moves", "expected_objective"),
+    [
+        # lost sales: the only slot arrives on day 2, after the day-0 demand is gone: 10 × 5 lost
+        ("lost_sales", {}, 50.0),
+        # backorders: the day-0 demand waits 2 days (0.1 × 5 × 10 per day) and is filled on day 2 (+10 transport)
+        ("backorders", {("A", "B", 0): 10.0}, 0.1 * 5 * 10 * 2 + 10.0),
+    ],
+)
+def test_backorders_vs_lost_sales(unmet, expected_moves, expected_objective):
+    result = run(
+        sites=TWO,
+        lanes=[lane("A", "B", lead=2, cost=1.0)],
+        inventory=[stock("A", 20), stock("B", 0)],
+        demand={("B", "X"): [10, 0, 0]},
+        pol=policy(horizon_days=3, unmet_demand=unmet),
+    )
+    assert moved(result) == expected_moves
+    assert result.record.objective == pytest.approx(expected_objective)
+
+
+@pytest.mark.parametrize(
+    ("lateral_cost", "expected"),
+    [
+        (1.0, {("B", "C", 0): 10.0}),  # a cheap lateral beats buying at 4/u
+        (6.0, {("SUP-01", "C", 0): 10.0}),  # a dear lateral loses to the purchase
+    ],
+)
+def test_supplier_purchase_vs_lateral_transfer(lateral_cost, expected):
+    sites = [site("SUP-01", kind="supplier", echelon=0), site("B"), site("C")]
+    result = run(
+        sites=sites,
+        lanes=[lane("SUP-01", "C", cost=4.0), lane("B", "C", cost=lateral_cost)],
+        inventory=[stock("B", 100), stock("C", 0)],
+        demand={("C", "X"): [0, 10]},
+    )
+    assert moved(result) == expected
+    assert result.record.objective == pytest.approx(10 * min(lateral_cost, 4.0))
+    kinds = set(result.orders["kind"].to_list())
+    assert kinds == ({"transfer"} if lateral_cost < 4 else {"purchase"})
+
+
+def test_safety_stock_at_the_source_is_respected():
+    # A holds 12 with safety stock 10 and its own demand nil; B needs 10: taking more than 2 from A
+    # costs 1/u/day of safety shortfall at A (days 0 and 1) + 1/u transport = 3/u < 5/u lost: still moved
+    result = run(
+        sites=TWO,
+        lanes=[lane("A", "B", cost=1.0)],
+        inventory=[stock("A", 12), stock("B", 0)],
+        demand={("B", "X"): [0, 10]},
+        safety={("A", "X"): 10.0},
+    )
+    # A's agent offers only its surplus: 12 − 10 at q80 ... = 2 spare, but the coordinator may take more
+    assert moved(result) == {("A", "B", 0): 10.0}
+    assert result.record.objective == pytest.approx(10 * 1.0 + 8 * 2 * 1.0)
+
+
+def test_storage_capacity_at_the_destination():
+    # B can hold 4 volume units; it needs 10 on day 1 and 10 on day 2. Lead 1, 3-day horizon: slots 0 and 1
+    # holding day-1 arrivals is fine (consumed that day); the cap bites only on what stays overnight
+    sites = [site("A"), site("B", storage_capacity=4.0)]
+    result = run(
+        sites=sites,
+        lanes=[lane("A", "B", cost=1.0)],
+        inventory=[stock("A", 100), stock("B", 0)],
+        demand={("B", "X"): [0, 10, 10]},
+        pol=policy(horizon_days=3),
+    )
+    plan = moved(result)
+    assert sum(plan.values()) == pytest.approx(20.0)
+    assert plan[("A", "B", 1)] >= 6.0  # at most 4 may wait overnight at B
+    assert result.record.objective == pytest.approx(20.0)
+    assert result.verification.ok
+
+
+def test_outbound_capacity_of_the_source():
+    sites = [site("A", outbound_capacity_per_day=7.0), site("B"), site("C")]
+    result = run(
+        sites=sites,
+        lanes=[lane("A", "B", cost=1.0), lane("C", "B", cost=2.0)],
+        inventory=[stock("A", 100), stock("B", 0), stock("C", 100)],
+        demand={("B", "X"): [0, 10]},
+    )
+    assert moved(result) == {("A", "B", 0): 7.0, ("C", "B", 0): 3.0}
+    assert result.record.objective == pytest.approx(7 + 6)
+
+
+def test_possession_limit_in_a_country():
+    # at most 5 units of X may be held in CH at the end of any day: B (CH) gets 5 + what it sells that day
+    sites = [site("A", country="DE"), site("B", country="CH")]
+    result = run(
+        sites=sites,
+        lanes=[lane("A", "B", cost=1.0)],
+        inventory=[stock("A", 100), stock("B", 0)],
+        demand={("B", "X"): [0, 10, 10]},
+        pol=policy(horizon_days=3, possession_limits=[{"country": "CH", "max_units": 5.0, "sku": "X"}]),
+    )
+    plan = moved(result)
+    assert sum(plan.values()) == pytest.approx(20.0)
+    assert plan[("A", "B", 0)] <= 15.0 + 1e-6
+    assert result.verification.ok
+
+
+def test_short_dated_lot_moves_to_where_it_sells_in_time():
+    # A holds 30 units expiring on day 2 and sells none; B sells 10 a day. Only 10 reach B and sell
+    # before expiry (arrive day 1, expire day 2). Each unit moved saves its unit cost (10) for 1 transport.
+    sites = [site("A"), site("B")]
+    result = run(
+        sites=sites,
+        lanes=[lane("A", "B", cost=1.0)],
+        inventory=[stock("A", 30, lot="L1", expiry_date=AS_OF + timedelta(days=2)), stock("B", 0)],
+        demand={("B", "X"): [0, 10, 10, 10]},
+        pol=policy(horizon_days=4),
+    )
+    assert result.positions.positions.filter(pl.col("site_id") == "A")["unsellable_expiring"].item() == 30.0
+    assert moved(result) == {("A", "B", 0): 10.0}
+    assert result.flows["short_dated_qty"].sum() == pytest.approx(10.0)
+    # 10 transport − 100 write-off avoided + B's lost days 2 and 3 (20 × 5)
+    assert result.record.objective == pytest.approx(10.0 - 100.0 + 100.0)
+
+
+def test_released_orders_count_as_receipts_unless_in_transit():
+    released = pl.DataFrame(
+        [
+            dict(
+                order_id="o-9",
+                origin="A",
+                destination="B",
+                mode="road",
+                sku="X",
+                ship_date=AS_OF,
+                arrive_date=AS_OF + timedelta(days=1),
+                qty=10.0,
+            )
+        ],
+        schema={
+            "order_id": pl.String,
+            "origin": pl.String,
+            "destination": pl.String,
+            "mode": pl.String,
+            "sku": pl.String,
+            "ship_date": pl.Date,
+            "arrive_date": pl.Date,
+            "qty": pl.Float64,
+        },
+    )
+    # the earlier cycle already covers day 1: nothing new to ship
+    result = run(
+        sites=TWO,
+        lanes=[lane("A", "B")],
+        inventory=[stock("A", 100), stock("B", 0)],
+        demand={("B", "X"): [0, 10]},
+        released=released,
+    )
+    assert moved(result) == {}
+
+
+def test_build_solve_extract_are_separate_steps():
+    result = run(
+        sites=TWO,
+        lanes=[lane("A", "B")],
+        inventory=[stock("A", 100), stock("B", 0)],
+        demand={("B", "X"): [10, 10]},
+    )
+    m = build_model(result.inputs)
+    assert isinstance(m, pyo.ConcreteModel)
+    assert {"SHIP_SLOTS", "PAIR_DAYS", "DAYS"} <= {c.local_name for c in m.component_objects(pyo.Set)}
+    assert {"ship_units", "stock_units", "shortage_units"} <= {
+        v.local_name for v in m.component_objects(pyo.Var)
+    }
+    r = solve(m, SolveOptions())
+    assert r.status == "optimal"
+    assert r.objective == pytest.approx(60.0)
+    flows = extract_plan(m)
+    assert flows.select("origin", "destination", "ship_day", "qty").rows() == [("A", "B", 0, 10.0)]
+
+
+def test_persistent_interface_gives_the_same_answer():
+    result = run(
+        sites=TWO,
+        lanes=[lane("A", "B")],
+        inventory=[stock("A", 100), stock("B", 0)],
+        demand={("B", "X"): [10, 10]},
+    )
+    m = build_model(result.inputs)
+    r = solve(m, SolveOptions(interface="persistent"))
+    assert r.objective == pytest.approx(60.0)
+    assert extract_plan(m)["qty"].to_list() == [10.0]
+
+
+def test_non_optimal_solve_raises_unless_accepted():
+    result = run(
+        sites=TWO,
+        lanes=[lane("A", "B", fixed=1.0)],
+        inventory=[stock("A", 100), stock("B", 0)],
+        demand={("B", "X"): [0, 10]},
+    )
+    m = build_model(result.inputs)
+    stop_at_once = (("presolve", "off"),)  # presolve alone would solve this tiny MIP at time 0
+    with pytest.raises(SolverError, match="did not return an optimal solution"):
+        solve(m, SolveOptions(time_limit_seconds=0.0, highs_options=stop_at_once))
+    r = solve(m, SolveOptions(time_limit_seconds=0.0, allow_nonoptimal=True, highs_options=stop_at_once))
+    assert r.status in ("no_solution", "feasible")
