@@ -190,6 +190,30 @@ def plan_kpis(result: EngineResult, orders: pl.DataFrame, bundle: ForecastBundle
     }
 
 
+def _prefect_artifacts(plan_id: str, kpis: dict, orders: pl.DataFrame, report: Path, mlflow_run_id: str) -> None:
+    """A summary and the largest orders in the Prefect UI (the HTML report has the rest)."""
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    lines = [f"# Plan {plan_id}", "", "| KPI | value |", "|---|---|"]
+    for key, value in kpis.items():
+        shown = f"{value:.1%}" if "fill_rate" in key else (f"{value:,.0f}" if isinstance(value, float) else value)
+        lines.append(f"| {key.replace('_', ' ')} | {shown} |")
+    lines += ["", f"Report: `{report}`", f"MLflow run: `{mlflow_run_id}`"]
+    slug = plan_id.lower()
+    create_markdown_artifact("\n".join(lines), key=f"plan-{slug}", description=f"plan {plan_id}")
+    top = orders.sort("value", descending=True, nulls_last=True).head(50)
+    create_table_artifact(
+        [
+            {"order": o["order_id"], "status": o["approval_status"], "sku": o["sku"],
+             "move": f"{o['origin']}→{o['destination']}", "ship": str(o["ship_date"]), "qty": round(o["qty"], 1),
+             "value": round(o["value"] or 0.0, 2), "why": o["explanation"]}
+            for o in top.iter_rows(named=True)
+        ],
+        key=f"plan-{slug}-orders",
+        description=f"the 50 largest orders of plan {plan_id}",
+    )
+
+
 @task(name="governance + publish", cache_policy=NO_CACHE)
 def publish_task(
     settings: Settings,
@@ -246,6 +270,7 @@ def publish_task(
         written = deliver_outbox(con, settings.outbox_dir, now) if mode == "live" else []
         record_cycle(con, flow_run_id or plan_id, as_of, now, datetime.now(now.tzinfo), "published", plan_id, None)
     needs = int((orders.get_column("approval_status") == "needs_approval").sum())
+    _prefect_artifacts(plan_id, kpis, orders, report_path, run_id)
     logger.info("published plan %s: %d orders, %d released, %d need approval", plan_id, orders.height, len(released), needs)
     return PublishOutcome(
         plan_id, True, orders.height, len(released), needs, report_path, tuple(written), run_id, kpis,

@@ -75,6 +75,14 @@ def test_cycle_publishes_a_plan_with_lineage_and_a_rerun_creates_nothing(prefect
     assert 0.0 <= run.data.metrics["expected_fill_rate"] <= 1.0
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(first.mlflow_run_id)}
     assert {"plan", "policy", "report"} <= artifacts
+    # Prefect UI: a markdown summary and a table of the largest orders
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    keys = [f"plan-{first.plan_id.lower()}", f"plan-{first.plan_id.lower()}-orders"]
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)))
+    assert sorted(a.type for a in found) == ["markdown", "table"]
 
     # when: the same cycle again
     second = planning_cycle(CycleParams(as_of=AS_OF))
