@@ -30,6 +30,10 @@ solved by rung <b>{{ solve.rung }}</b> ({{ solve.status }}{% if solve.mip_gap is
 {% for d in degraded %}<p class="alert">{{ d }}</p>{% endfor %}
 <h2>Summary</h2>
 <div class="kpis">{% for k, v in kpis %}<div class="kpi">{{ k }}<b>{{ v }}</b></div>{% endfor %}</div>
+<h2>Projected stock at the most affected sites</h2>
+<p class="meta">Stock position by day: sellable stock + known receipts − scheduled issues − forecast mean demand.
+Below zero is demand the site cannot serve by then.</p>
+<div class="charts">{% for c in charts %}<figure><img alt="{{ c.title }}" src="data:image/png;base64,{{ c.png }}"><figcaption>{{ c.title }}</figcaption></figure>{% endfor %}</div>
 <h2>Orders ({{ orders|length }})</h2>
 <table><tr><th>status</th><th>kind</th><th>sku</th><th>from → to</th><th>ship</th><th>arrive</th><th>qty</th><th>value</th><th>why</th></tr>
 {% for o in orders %}<tr><td class="{{ o.status }}">{{ o.status.replace('_',' ') }}{% if o.released %} · released{% endif %}
@@ -37,10 +41,6 @@ solved by rung <b>{{ solve.rung }}</b> ({{ solve.status }}{% if solve.mip_gap is
 <td>{{ o.origin }} → {{ o.destination }} ({{ o.mode }})</td><td>{{ o.ship_date }}</td><td>{{ o.arrive_date }}</td>
 <td class="num">{{ "{:,.0f}".format(o.qty) }}</td><td class="num">{{ "{:,.0f}".format(o.value or 0) }}</td><td>{{ o.explanation }}</td></tr>
 {% endfor %}</table>
-<h2>Projected stock at the most affected sites</h2>
-<p class="meta">Stock position by day: sellable stock + known receipts − scheduled issues − forecast mean demand.
-Below zero is demand the site cannot serve by then.</p>
-<div class="charts">{% for c in charts %}<figure><img alt="{{ c.title }}" src="data:image/png;base64,{{ c.png }}"><figcaption>{{ c.title }}</figcaption></figure>{% endfor %}</div>
 <h2>What changed since the previous plan{% if plan.previous_plan_id %} ({{ plan.previous_plan_id }}){% endif %}</h2>
 {% if not plan.previous_plan_id %}<p>This is the first plan.</p>{% elif not changes %}<p>No order changed.</p>{% else %}
 <table><tr><th>change</th><th>sku</th><th>from → to</th><th>ship</th><th>qty before</th><th>qty after</th></tr>
@@ -125,7 +125,7 @@ def render_plan_report(
 
 def _fmt(key: str, value: object) -> str:
     if isinstance(value, float):
-        if key.endswith(("rate", "share")):
+        if "fill_rate" in key or key.endswith("share"):
             return f"{value:.1%}"
         return f"{value:,.0f}"
     if isinstance(value, int):
