@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -49,6 +50,12 @@ FLOW_SCHEMA = {
 }
 
 EPS = 1e-6
+
+# Pyomo's model building and its standard-form compiler are not thread-safe (the compiler sets its
+# scipy hooks lazily on the class, so a second thread can find them half-set; PauseGC flips the
+# process-wide collector). SKU groups solved in threads therefore build and hand over one at a
+# time; only HiGHS's own solve, which releases the GIL, runs in parallel.
+PYOMO_LOCK = threading.RLock()
 
 
 class SolverError(RuntimeError):
@@ -104,6 +111,11 @@ class _ModelData:
 
 def build_model(inputs: NetworkInputs) -> pyo.ConcreteModel:
     """The network LP/MIP of DESIGN.md §4 over `inputs`' sparse index lists."""
+    with PYOMO_LOCK:
+        return _build_model(inputs)
+
+
+def _build_model(inputs: NetworkInputs) -> pyo.ConcreteModel:
     start = time.perf_counter()
     with PauseGC():
         m = pyo.ConcreteModel(name="ballast_network")
@@ -143,9 +155,7 @@ def add_sets(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
             if first is not None:
                 short.extend((s, k, t) for t in range(first, H))
     m.SHORTAGE_DAYS = _set(short, 3)
-    m.SAFETY_DAYS = _set(
-        [(s, k, t) for s, k in inputs.pairs if inputs.safety_units[(s, k)] > 0 for t in range(H)], 3
-    )
+    m.SAFETY_DAYS = _set([(s, k, t) for s, k in inputs.pairs if inputs.safety_units[(s, k)] > 0 for t in range(H)], 3)
     m.SHIP_SLOTS = _set(list(inputs.ship_slots), 3)
     m.SHORT_DATED_SLOTS = _set(list(inputs.short_dated_slots), 3)
     lane_days = sorted(
@@ -164,9 +174,7 @@ def add_sets(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
 
 def add_variables(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
     up = inputs.ship_upper
-    m.ship_units = pyo.Var(
-        m.SHIP_SLOTS, domain=pyo.NonNegativeReals, bounds=lambda _m, a, k, t: (0, up[(a, k)])
-    )
+    m.ship_units = pyo.Var(m.SHIP_SLOTS, domain=pyo.NonNegativeReals, bounds=lambda _m, a, k, t: (0, up[(a, k)]))
     m.short_dated_ship_units = pyo.Var(
         m.SHORT_DATED_SLOTS,
         domain=pyo.NonNegativeReals,
@@ -234,12 +242,7 @@ def add_flow_balance(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
         if not lost and t > 0 and (s, k, t - 1) in short:
             coefs.append(1.0)
             vars_.append(short[s, k, t - 1])
-        rhs = (
-            rec.get((s, k, t), 0.0)
-            - iss.get((s, k, t), 0.0)
-            - dem[(s, k)][t]
-            + (init[(s, k)] if t == 0 else 0.0)
-        )
+        rhs = rec.get((s, k, t), 0.0) - iss.get((s, k, t), 0.0) - dem[(s, k)][t] + (init[(s, k)] if t == 0 else 0.0)
         return (rhs, LinearExpression(constant=0.0, linear_coefs=coefs, linear_vars=vars_), rhs)
 
     m.flow_balance = pyo.Constraint(m.PAIR_DAYS, rule=rule)
@@ -416,9 +419,7 @@ def add_possession_limits(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
         rid: [(s, k) for s, k in inputs.pairs if s in r.sites and (r.sku is None or k == r.sku)]
         for rid, r in rules.items()
     }
-    m.POSSESSION_DAYS = _set(
-        [(rid, t) for rid in sorted(rules) if members[rid] for t in range(inputs.horizon)], 2
-    )
+    m.POSSESSION_DAYS = _set([(rid, t) for rid in sorted(rules) if members[rid] for t in range(inputs.horizon)], 2)
 
     def rule(_m, rid, t):
         ps = members[rid]
@@ -547,7 +548,8 @@ _FEASIBLE_STOPS = {
 def solve(model: pyo.ConcreteModel, options: SolveOptions = SolveOptions()) -> SolveResult:
     """Hand the model to HiGHS and load the answer into the model's variables."""
     if options.interface == "persistent":
-        result = _solve_persistent(model, options)
+        with PYOMO_LOCK:
+            result = _solve_persistent(model, options)
     else:
         result = _solve_direct(model, options)
     if result.status != "optimal" and not options.allow_nonoptimal:
@@ -599,6 +601,14 @@ def _solve_direct(model: pyo.ConcreteModel, options: SolveOptions) -> SolveResul
     from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
 
     t0 = time.perf_counter()
+    with PYOMO_LOCK:
+        return _solve_direct_locked(model, options, t0)
+
+
+def _solve_direct_locked(model: pyo.ConcreteModel, options: SolveOptions, t0: float) -> SolveResult:
+    import highspy
+    from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
+
     repn = LinearStandardFormCompiler().write(model, mixed_form=True, set_sense=pyo.minimize)
     columns = repn.columns
     n, A = len(columns), repn.A
@@ -631,9 +641,7 @@ def _solve_direct(model: pyo.ConcreteModel, options: SolveOptions) -> SolveResul
     lp.a_matrix_.num_col_ = n
     lp.a_matrix_.num_row_ = A.shape[0]
     if integer.any():
-        lp.integrality_ = [
-            highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous for i in integer
-        ]
+        lp.integrality_ = [highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous for i in integer]
     h = _highs(options)
     if n:
         h.passModel(lp)
@@ -645,13 +653,15 @@ def _solve_direct(model: pyo.ConcreteModel, options: SolveOptions) -> SolveResul
             )
             h.setSolution(len(idx), idx, np.zeros(len(idx)))
         elif options.start == "current" and integer.any():
-            values = np.fromiter(
-                (v.value if v.value is not None else 0.0 for v in columns), dtype=float, count=n
-            )
+            values = np.fromiter((v.value if v.value is not None else 0.0 for v in columns), dtype=float, count=n)
             h.setSolution(n, np.arange(n, dtype=np.int32), values)
     t1 = time.perf_counter()
     if n:
-        h.run()
+        PYOMO_LOCK.release()  # HiGHS releases the GIL: let other groups build and hand over meanwhile
+        try:
+            h.run()
+        finally:
+            PYOMO_LOCK.acquire()
         status_name = h.getModelStatus().name
         info = h.getInfo()
         has_primal = info.primal_solution_status == 2  # kSolutionStatusFeasible

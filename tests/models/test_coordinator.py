@@ -165,17 +165,12 @@ def run(
         **{(s["site_id"], "X"): [0.0] * pol.horizon_days for s in sites if s["kind"] != "supplier"},
         **demand,
     }
-    return plan_network(
-        frames, forecast(demand), targets(safety or {}), pol, AS_OF, released_orders=released, **kw
-    )
+    return plan_network(frames, forecast(demand), targets(safety or {}), pol, AS_OF, released_orders=released, **kw)
 
 
 def moved(result: EngineResult) -> dict[tuple[str, str, int], float]:
     """{(origin, destination, ship_day): units} of a plan."""
-    return {
-        (o, d, t): q
-        for o, d, t, q in result.flows.select("origin", "destination", "ship_day", "qty").iter_rows()
-    }
+    return {(o, d, t): q for o, d, t, q in result.flows.select("origin", "destination", "ship_day", "qty").iter_rows()}
 
 
 def per_lane(result: EngineResult) -> dict[tuple[str, str, str], float]:
@@ -532,9 +527,7 @@ def test_build_solve_extract_are_separate_steps():
     m = build_model(result.inputs)
     assert isinstance(m, pyo.ConcreteModel)
     assert {"SHIP_SLOTS", "PAIR_DAYS", "DAYS"} <= {c.local_name for c in m.component_objects(pyo.Set)}
-    assert {"ship_units", "stock_units", "shortage_units"} <= {
-        v.local_name for v in m.component_objects(pyo.Var)
-    }
+    assert {"ship_units", "stock_units", "shortage_units"} <= {v.local_name for v in m.component_objects(pyo.Var)}
     r = solve(m, SolveOptions())
     assert r.status == "optimal"
     assert r.objective == pytest.approx(60.0)
@@ -568,3 +561,21 @@ def test_non_optimal_solve_raises_unless_accepted():
         solve(m, SolveOptions(time_limit_seconds=0.0, highs_options=stop_at_once))
     r = solve(m, SolveOptions(time_limit_seconds=0.0, allow_nonoptimal=True, highs_options=stop_at_once))
     assert r.status in ("no_solution", "feasible")
+
+
+@pytest.mark.parametrize(("fixed", "groups"), [(0.0, 2), (5.0, 1)])
+def test_skus_split_into_independent_groups_unless_something_couples_them(fixed, groups):
+    from ballast.models.network import sku_groups
+
+    result = run(
+        sites=TWO,
+        items=[item("X"), item("Y")],
+        lanes=[lane("A", "B", fixed=fixed)],
+        inventory=[stock("A", 100), stock("A", 100, sku="Y"), stock("B", 0), stock("B", 0, sku="Y")],
+        demand={("B", "X"): [0, 10], ("B", "Y"): [0, 10], ("A", "Y"): [0, 0]},
+    )
+    # a lane-day binary (fixed cost) is shared by both SKUs; without it they are independent
+    assert len(sku_groups(result.inputs)) == groups
+    assert result.record.groups == groups
+    assert result.flows["qty"].sum() == pytest.approx(20.0)
+    assert result.verification.ok
