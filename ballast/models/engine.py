@@ -274,6 +274,10 @@ def plan_network(
             f"negotiation did not settle in {policy.negotiation_max_rounds} rounds: {len(leftover)} flows dropped",
         )
     verification = verify_plan(inputs, flows)
+    if verification.ok:
+        flows, verification, unit_note = whole_units(inputs, flows, verification)
+        if unit_note:
+            alerts = (*alerts, unit_note)
     record = combine_records(records)
     if alerts:
         record = replace(record, alerts=record.alerts + alerts)
@@ -303,6 +307,27 @@ def plan_network(
         rounds=tuple(rounds),
         timings=timings,
     )
+
+
+def whole_units(
+    inputs: NetworkInputs, flows: pl.DataFrame, verified: VerificationReport
+) -> tuple[pl.DataFrame, VerificationReport, str | None]:
+    """Orders in whole units, as warehouses ship them: rounded to the nearest unit if the plan
+    still verifies, else rounded down (which only ever ships less); moves under one unit vanish.
+    If neither verifies, the fractional plan stands and the plan says so."""
+    if flows.is_empty():
+        return flows, verified, None
+    for rounding in ("round", "floor"):
+        whole = (lambda c: pl.col(c).round(0)) if rounding == "round" else (lambda c: pl.col(c).floor())
+        candidate = (
+            flows.with_columns(whole("qty").alias("qty"), whole("short_dated_qty").alias("short_dated_qty"))
+            .filter(pl.col("qty") >= 1.0)
+            .with_columns(pl.min_horizontal("short_dated_qty", "qty").alias("short_dated_qty"))
+        )
+        report = verify_plan(inputs, candidate)
+        if report.ok:
+            return candidate, report, None
+    return flows, verified, "quantities left fractional: no whole-unit rounding of the plan passed verification"
 
 
 def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:

@@ -28,6 +28,8 @@ released orders and in-transit shipments). Downstream replenishment is normal fl
 
 from __future__ import annotations
 
+import math
+
 import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -233,8 +235,9 @@ def _shortage_penalty(policy: Policy, unit_price: float | None) -> float:
 
 
 def _min_transfer(policy: Policy, unit_cost: float) -> float:
-    by_value = policy.minimum_transfer.value / unit_cost if unit_cost > 0 else 0.0
-    return max(policy.minimum_transfer.units, by_value)
+    # Whole units: orders ship whole units, so a minimum of 8.09 units means 9.
+    by_value = math.ceil(policy.minimum_transfer.value / unit_cost - 1e-9) if unit_cost > 0 else 0.0
+    return float(max(math.ceil(policy.minimum_transfer.units - 1e-9), by_value))
 
 
 def _no_action(stock0: np.ndarray, net_in: np.ndarray, demand: np.ndarray, backorders: bool) -> np.ndarray:

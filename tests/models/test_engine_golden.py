@@ -144,6 +144,7 @@ def test_default_network_plan_is_verified_and_sensible():
         assert (d, k) in short or sd > 0 or result.inputs.sites[d].kind in ("dc", "plant")
     # explanations are there and readable
     assert o["explanation"].str.len_chars().min() > 40
+    assert (o["qty"] == o["qty"].round(0)).all() and o["qty"].min() >= 1  # whole units, as warehouses ship
     reason = json.loads(o["reason"][0])
     assert {"destination", "source", "forecast", "economics", "alternatives"} <= set(reason)
     # the published plan re-verifies from the outside
