@@ -52,7 +52,7 @@ class Extract:
         raise KeyError(f"{self.name} has no column {name!r}")
 
 
-S, I, F, D, TS = Kind.STR, Kind.INT, Kind.FLOAT, Kind.DATE, Kind.TIMESTAMP
+S, INT, F, D, TS = Kind.STR, Kind.INT, Kind.FLOAT, Kind.DATE, Kind.TIMESTAMP
 
 SITE_KINDS = ("supplier", "plant", "dc", "hub", "store")
 
@@ -65,7 +65,7 @@ EXTRACTS: dict[str, Extract] = {
             (
                 Column("site_id", S),
                 Column("kind", S),
-                Column("echelon", I),
+                Column("echelon", INT),
                 Column("country", S),
                 Column("storage_capacity", F, nullable=True),
                 Column("outbound_capacity_per_day", F, nullable=True),
@@ -82,7 +82,7 @@ EXTRACTS: dict[str, Extract] = {
                 Column("unit_price", F, nullable=True),
                 Column("holding_cost_per_day", F),
                 Column("unit_volume", F),
-                Column("shelf_life_days", I, nullable=True),
+                Column("shelf_life_days", INT, nullable=True),
             ),
             key=("sku",),
             snapshot=True,
@@ -94,7 +94,7 @@ EXTRACTS: dict[str, Extract] = {
                 Column("origin", S),
                 Column("destination", S),
                 Column("mode", S),
-                Column("lead_time_days", I),
+                Column("lead_time_days", INT),
                 Column("cost_per_unit", F),
                 Column("fixed_cost", F),
                 Column("capacity_per_day", F, nullable=True),

@@ -492,7 +492,7 @@ def add_objective(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
     coefs: list[float] = []
     vars_: list = []
     arcs, items = inputs.arcs, inputs.items
-    for (a, k, _t), v in m.ship_units.items():
+    for (a, _k, _t), v in m.ship_units.items():
         coefs.append(arcs[a].cost_per_unit)
         vars_.append(v)
     for (a, k, _t), v in m.short_dated_ship_units.items():
@@ -597,8 +597,6 @@ def _classify(
 
 
 def _solve_direct(model: pyo.ConcreteModel, options: SolveOptions) -> SolveResult:
-    import highspy
-    from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
 
     t0 = time.perf_counter()
     with PYOMO_LOCK:

@@ -28,9 +28,8 @@ released orders and in-transit shipments). Downstream replenishment is normal fl
 
 from __future__ import annotations
 
-import math
-
 import dataclasses
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta

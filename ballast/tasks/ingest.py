@@ -8,8 +8,8 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from ballast.io.ingest import IngestReport, ingest_inbox
 from ballast.io.data_docs import write_data_docs
+from ballast.io.ingest import IngestReport, ingest_inbox
 from ballast.io.staging import validate_pending
 from ballast.io.warehouse import open_warehouse
 from ballast.models.gates import GateResult
