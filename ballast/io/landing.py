@@ -115,7 +115,8 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write a file so a reader sees all of it or nothing: temporary name, fsync, rename."""
     tmp = path.with_name(f".{path.name}.part")
     with tmp.open("wb") as f:
         f.write(data)
@@ -134,7 +135,7 @@ def write_manifest(data_path: Path, extract: str, as_of: datetime, rows: int) ->
         bytes=data_path.stat().st_size,
         rows=rows,
     )
-    _atomic_write_bytes(manifest_path(data_path), manifest.to_json().encode())
+    atomic_write_bytes(manifest_path(data_path), manifest.to_json().encode())
     return manifest
 
 

@@ -9,7 +9,6 @@ so every released order reaches the outbox exactly once.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -18,6 +17,7 @@ import duckdb
 import polars as pl
 
 from ballast.faults import crash_point
+from ballast.io.landing import atomic_write_bytes
 from ballast.io.warehouse import insert_frame, one, query_frame, transaction
 from ballast.models.audit import AuditEntry, next_entry, verify_chain
 from ballast.models.governance import APPROVED, NEEDS_APPROVAL, REJECTED, RELEASABLE
@@ -245,15 +245,6 @@ def pending_batches(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [r[0] for r in rows]
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.part")
-    with tmp.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _json_default(value: object) -> str:
     if isinstance(value, date | datetime):
         return value.isoformat()
@@ -277,8 +268,8 @@ def deliver_outbox(con: duckdb.DuckDBPyConnection, outbox: Path, now: datetime) 
             [batch],
         )
         csv_path, json_path = outbox / f"{batch}.csv", outbox / f"{batch}.json"
-        _atomic_write(csv_path, orders.write_csv().encode())
-        _atomic_write(
+        atomic_write_bytes(csv_path, orders.write_csv().encode())
+        atomic_write_bytes(
             json_path,
             json.dumps({"batch_id": batch, "orders": orders.to_dicts()}, default=_json_default, indent=1).encode(),
         )
