@@ -295,12 +295,11 @@ def plans_list(limit: Annotated[int, typer.Option(help="At most this many plans.
     with open_warehouse(Settings().db_path, read_only=True) as con:
         rows = query_frame(
             con,
-            """SELECT p.plan_id, strftime(p.as_of, '%Y-%m-%d %H:%M') AS as_of, p.mode, p.policy_version,
-                      json_extract_string(p.solve, '$.rung') AS rung, count(o.order_id) AS orders,
-                      count(r.order_id) AS released
-               FROM plans p LEFT JOIN transfer_orders o USING (plan_id)
-               LEFT JOIN released_orders r ON r.plan_id = o.plan_id AND r.order_id = o.order_id
-               GROUP BY ALL ORDER BY p.as_of DESC, p.created_at DESC LIMIT ?""",
+            """SELECT p.plan_id, strftime(p.as_of, '%Y-%m-%d %H:%M') AS "as of (UTC)", p.mode, p.policy_version,
+                      json_extract_string(p.solve, '$.rung') AS rung,
+                      (SELECT count(*) FROM transfer_orders o WHERE o.plan_id = p.plan_id) AS orders,
+                      (SELECT count(*) FROM released_orders r WHERE r.plan_id = p.plan_id) AS released
+               FROM plans p ORDER BY p.as_of DESC, p.created_at DESC LIMIT ?""",
             [limit],
         )
     table = Table(title="plans")
