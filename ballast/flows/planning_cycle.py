@@ -94,6 +94,7 @@ def planning_cycle(params: CycleParams | None = None) -> PublishOutcome:
         lap("coordinate")
         if result.record.rung != "mip":
             degraded.append(f"solved on fallback rung '{result.record.rung}' ({result.record.termination})")
+        degraded.extend(result.record.alerts)
         return publish_task(
             settings, plan_id, policy, policy_sha, inputs, bundle, result, as_of, params.mode, degraded, flow_run_id,
             datetime.now(UTC), policy_path, steps,

@@ -312,22 +312,45 @@ def plan_network(
 def whole_units(
     inputs: NetworkInputs, flows: pl.DataFrame, verified: VerificationReport
 ) -> tuple[pl.DataFrame, VerificationReport, str | None]:
-    """Orders in whole units, as warehouses ship them: rounded to the nearest unit if the plan
-    still verifies, else rounded down (which only ever ships less); moves under one unit vanish.
-    If neither verifies, the fractional plan stands and the plan says so."""
+    """Orders in whole units, as warehouses ship them. Tried in turn, the first that verifies wins:
+    rounded to the nearest unit; rounded down (which only ever ships less); rounded down with the
+    lane-days that then fall under their lane's minimum left out. Moves under one unit vanish.
+    If none verifies, the fractional plan stands and the plan says so."""
     if flows.is_empty():
         return flows, verified, None
-    for rounding in ("round", "floor"):
+    problems: tuple[str, ...] = ()
+    for rounding in ("round", "floor", "floor_within_lane_minimums"):
         whole = (lambda c: pl.col(c).round(0)) if rounding == "round" else (lambda c: pl.col(c).floor())
         candidate = (
             flows.with_columns(whole("qty").alias("qty"), whole("short_dated_qty").alias("short_dated_qty"))
             .filter(pl.col("qty") >= 1.0)
             .with_columns(pl.min_horizontal("short_dated_qty", "qty").alias("short_dated_qty"))
         )
+        if rounding == "floor_within_lane_minimums":
+            candidate = _drop_lane_days_under_minimum(inputs, candidate)
         report = verify_plan(inputs, candidate)
         if report.ok:
             return candidate, report, None
-    return flows, verified, "quantities left fractional: no whole-unit rounding of the plan passed verification"
+        problems = tuple(report.problems[:3])
+    return flows, verified, (
+        "quantities left fractional: no whole-unit rounding of the plan passed verification ("
+        + "; ".join(problems) + ")"
+    )
+
+
+def _drop_lane_days_under_minimum(inputs: NetworkInputs, flows: pl.DataFrame) -> pl.DataFrame:
+    minimums = pl.DataFrame(
+        {"arc_id": list(inputs.arcs), "_min": [a.min_units or 0.0 for a in inputs.arcs.values()]},
+        schema={"arc_id": pl.String, "_min": pl.Float64},
+    )
+    short = (
+        flows.group_by("arc_id", "ship_day")
+        .agg(pl.col("qty").sum().alias("_total"))
+        .join(minimums, on="arc_id", how="left")
+        .filter(pl.col("_total") < pl.col("_min").fill_null(0.0))
+        .select("arc_id", "ship_day")
+    )
+    return flows.join(short, on=["arc_id", "ship_day"], how="anti")
 
 
 def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
