@@ -1,10 +1,9 @@
-"""Deterministic identities: the same inputs give the same plan id, the same order the same key."""
+"""Deterministic plan identity: the same inputs give the same plan id (order ids: `explain.order_id`)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date
 
 
 def plan_id(inputs: dict, policy_sha256: str, forecast_ref: str | None, code_version: str, mode: str) -> str:
@@ -16,8 +15,3 @@ def plan_id(inputs: dict, policy_sha256: str, forecast_ref: str | None, code_ver
     )
     return "P" + hashlib.sha256(body.encode()).hexdigest()[:15]
 
-
-def order_key(sku: str, origin: str, destination: str, mode: str, ship_date: date) -> str:
-    """Idempotency key of a shipment: emitting the same move twice never makes a second order."""
-    body = "\x1f".join([sku, origin, destination, mode, ship_date.isoformat()])
-    return "O" + hashlib.sha256(body.encode()).hexdigest()[:15]

@@ -19,8 +19,8 @@ from ballast.io.plans import (
     verify_audit,
 )
 from ballast.io.warehouse import open_warehouse
+from ballast.models.explain import order_id
 from ballast.models.governance import NotAllowed, check_approver
-from ballast.models.identity import order_key
 from ballast.models.policy import Policy, load_policy
 from ballast.settings import Settings
 
@@ -37,7 +37,7 @@ def _orders() -> pl.DataFrame:
     return pl.DataFrame(
         [
             {
-                "order_id": order_key(sku, o, d, m, s), "kind": k, "origin": o, "destination": d, "mode": m, "sku": sku,
+                "order_id": order_id(sku, o, d, m, s), "kind": k, "origin": o, "destination": d, "mode": m, "sku": sku,
                 "ship_date": s, "arrive_date": s + timedelta(days=1), "qty": q, "unit_cost": 10.0,
                 "transport_cost": q * 0.2, "value": q * 10.0, "round": 1, "in_freeze_window": w,
                 "approval_status": st, "approval_reasons": "[]", "explanation": "why", "reason": "{}",
