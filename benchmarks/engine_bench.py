@@ -39,12 +39,10 @@ def _rss_mb() -> float:
 
 
 def run_size(size: str, time_limit: float, persistent: bool) -> dict:
-    from ballast.models.agents import match_proposals, run_agent, site_slices, statements_frame
     from ballast.models.coordinator import SolveOptions, build_model, extract_plan, solve
-    from ballast.models.engine import EngineOptions, plan_network
-    from ballast.models.network import build_inputs, sku_groups
+    from ballast.models.engine import EngineOptions, plan_network, prepare_network
+    from ballast.models.network import sku_groups
     from ballast.models.policy import load_policy
-    from ballast.models.positions import build_positions
     from ballast.models.sample import SIZES, generate_network
     from tests.models.test_engine_golden import simple_forecast, simple_targets
 
@@ -65,41 +63,9 @@ def run_size(size: str, time_limit: float, persistent: bool) -> dict:
     out["skus"] = frames["items"].height
     out["site_skus"] = frames["inventory"].select("site_id", "sku").unique().height
 
-    t0 = time.perf_counter()
-    pos = build_positions(
-        frames["inventory"], frames["in_transit"], frames["purchase_orders"], as_of, forecasts=forecasts
-    )
-    t1 = time.perf_counter()
-    slices = site_slices(
-        frames["sites"],
-        frames["lanes"],
-        pos.positions,
-        pos.receipts,
-        pos.issues,
-        forecasts,
-        targets,
-        policy,
-        as_of,
-    )
-    reports = [run_agent(s) for s in slices]
-    statements = statements_frame(reports)
-    proposals = match_proposals(reports, frames["sites"])
-    t2 = time.perf_counter()
-    inputs = build_inputs(
-        sites=frames["sites"],
-        items=frames["items"],
-        lanes=frames["lanes"],
-        positions=pos,
-        forecasts=forecasts,
-        targets=targets,
-        statements=statements,
-        proposals=proposals,
-        policy=policy,
-        as_of=as_of,
-        in_transit=frames["in_transit"],
-    )
-    t3 = time.perf_counter()
-    out.update(positions_s=t1 - t0, agents_s=t2 - t1, inputs_s=t3 - t2, proposals=proposals.height)
+    prepared = prepare_network(frames, forecasts, targets, policy, as_of)
+    inputs, proposals = prepared.inputs, prepared.proposals
+    out.update({f"{k}_s": v for k, v in prepared.timings.items()}, proposals=proposals.height)
     out.update({("model_skus" if k == "skus" else k): v for k, v in inputs.size().items()})
     out["sku_groups"] = len(sku_groups(inputs))
     out["dense_columns_estimate"] = (

@@ -164,7 +164,18 @@ def _solve_bins(
     return [f for f, _ in answers], [r for _, r in answers]
 
 
-def plan_network(
+@dataclass(frozen=True)
+class Prepared:
+    """What the coordinator solves, and what led to it: positions, agent statements, proposals."""
+
+    positions: Positions
+    statements: pl.DataFrame
+    proposals: pl.DataFrame
+    inputs: NetworkInputs
+    timings: dict[str, float]
+
+
+def prepare_network(
     frames: dict[str, pl.DataFrame],
     forecasts: pl.DataFrame,
     targets: pl.DataFrame,
@@ -172,13 +183,9 @@ def plan_network(
     as_of: date,
     *,
     released_orders: pl.DataFrame | None = None,
-    local_rules: dict[str, LocalRules] | None = None,
-    options: EngineOptions = EngineOptions(),
     map_agents: AgentMapper | None = None,
-    solve_groups: GroupSolver | None = None,
-) -> EngineResult:
-    """Plan transfers and purchases for the network at `as_of` (see module docstring)."""
-    timings: dict[str, float] = {}
+) -> Prepared:
+    """Positions → hub agents → proposals → the coordinator's frozen inputs (timed)."""
     t0 = time.perf_counter()
     released = released_orders if released_orders is not None else empty_released_orders()
     positions = build_positions(
@@ -219,6 +226,35 @@ def plan_network(
         released_orders=released,
         in_transit=frames["in_transit"],
     )
+    t3 = time.perf_counter()
+    return Prepared(
+        positions, statements, proposals, inputs,
+        {"positions": t1 - t0, "agents": t2 - t1, "inputs": t3 - t2},
+    )
+
+
+def plan_network(
+    frames: dict[str, pl.DataFrame],
+    forecasts: pl.DataFrame,
+    targets: pl.DataFrame,
+    policy: Policy,
+    as_of: date,
+    *,
+    released_orders: pl.DataFrame | None = None,
+    local_rules: dict[str, LocalRules] | None = None,
+    options: EngineOptions = EngineOptions(),
+    map_agents: AgentMapper | None = None,
+    solve_groups: GroupSolver | None = None,
+) -> EngineResult:
+    """Plan transfers and purchases for the network at `as_of` (see module docstring)."""
+    t0 = time.perf_counter()
+    prepared = prepare_network(
+        frames, forecasts, targets, policy, as_of, released_orders=released_orders, map_agents=map_agents
+    )
+    positions, statements, proposals, inputs = (
+        prepared.positions, prepared.statements, prepared.proposals, prepared.inputs
+    )
+    timings: dict[str, float] = dict(prepared.timings)
     t3 = time.perf_counter()
     parts = bins(inputs, options)
     lopts = ladder_options(policy, options, workers_sharing=min(options.workers, len(parts)))
@@ -286,9 +322,6 @@ def plan_network(
     )
     t6 = time.perf_counter()
     timings.update(
-        positions=t1 - t0,
-        agents=t2 - t1,
-        inputs=t3 - t2,
         solve=t4 - t3,
         negotiation=t5 - t4,
         explain=t6 - t5,

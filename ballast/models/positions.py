@@ -39,16 +39,17 @@ POSITION_COLUMNS = (
     "short_dated_expiry",
 )
 
-RELEASED_ORDER_COLUMNS = (
-    "order_id",
-    "origin",
-    "destination",
-    "mode",
-    "sku",
-    "ship_date",
-    "arrive_date",
-    "qty",
-)
+RELEASED_ORDER_SCHEMA: dict[str, type[pl.DataType]] = {
+    "order_id": pl.String,
+    "origin": pl.String,
+    "destination": pl.String,
+    "mode": pl.String,
+    "sku": pl.String,
+    "ship_date": pl.Date,
+    "arrive_date": pl.Date,
+    "qty": pl.Float64,
+}
+RELEASED_ORDER_COLUMNS = tuple(RELEASED_ORDER_SCHEMA)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,18 +63,7 @@ class Positions:
 
 def empty_released_orders() -> pl.DataFrame:
     """A released-orders frame with no rows and the interface's columns and types."""
-    return pl.DataFrame(
-        schema={
-            "order_id": pl.String,
-            "origin": pl.String,
-            "destination": pl.String,
-            "mode": pl.String,
-            "sku": pl.String,
-            "ship_date": pl.Date,
-            "arrive_date": pl.Date,
-            "qty": pl.Float64,
-        }
-    )
+    return pl.DataFrame(schema=RELEASED_ORDER_SCHEMA)
 
 
 def _flow_frame(rows: pl.DataFrame | None = None) -> pl.DataFrame:

@@ -17,6 +17,7 @@ import pytest
 from ballast.models.coordinator import SolveOptions, SolverError, build_model, extract_plan, solve
 from ballast.models.engine import EngineResult, contract_frames, plan_network
 from ballast.models.policy import Policy
+from ballast.models.positions import RELEASED_ORDER_SCHEMA
 
 AS_OF = date(2026, 11, 2)
 STAMP = datetime(2026, 11, 2, 6, 0, tzinfo=UTC)
@@ -330,16 +331,7 @@ def _cooldown_case(cooldown: int) -> EngineResult:
                 qty=50.0,
             )
         ],
-        schema={
-            "order_id": pl.String,
-            "origin": pl.String,
-            "destination": pl.String,
-            "mode": pl.String,
-            "sku": pl.String,
-            "ship_date": pl.Date,
-            "arrive_date": pl.Date,
-            "qty": pl.Float64,
-        },
+        schema=RELEASED_ORDER_SCHEMA,
     )
     return run(
         sites=sites,
@@ -495,16 +487,7 @@ def test_released_orders_count_as_receipts_unless_in_transit():
                 qty=10.0,
             )
         ],
-        schema={
-            "order_id": pl.String,
-            "origin": pl.String,
-            "destination": pl.String,
-            "mode": pl.String,
-            "sku": pl.String,
-            "ship_date": pl.Date,
-            "arrive_date": pl.Date,
-            "qty": pl.Float64,
-        },
+        schema=RELEASED_ORDER_SCHEMA,
     )
     # the earlier cycle already covers day 1: nothing new to ship
     result = run(

@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 
 from ballast.models.ladder import LadderOptions, greedy_plan, solve_with_ladder
+from ballast.models.positions import RELEASED_ORDER_SCHEMA
 from ballast.models.verify import verify_plan
 from tests.models.test_coordinator import AS_OF, lane, run, site, stock
 
@@ -87,16 +88,7 @@ def test_rung_empty_under_forced_infeasibility():
                 qty=50.0,
             )
         ],
-        schema={
-            "order_id": pl.String,
-            "origin": pl.String,
-            "destination": pl.String,
-            "mode": pl.String,
-            "sku": pl.String,
-            "ship_date": pl.Date,
-            "arrive_date": pl.Date,
-            "qty": pl.Float64,
-        },
+        schema=RELEASED_ORDER_SCHEMA,
     )
     result = run(
         sites=[site("A", kind="plant", echelon=0), site("B"), site("C")],
