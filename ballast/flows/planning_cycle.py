@@ -38,6 +38,7 @@ class CycleParams(BaseModel):
     refit_forecasts: bool = False  # refit even if the latest forecasts are fresh enough
     mode: Literal["live", "shadow"] = "live"
     policy: Path | None = None  # another policy file (shadow runs a challenger)
+    home: Path | None = None  # another BALLAST_HOME (a simulation's own warehouse, inbox, outbox, MLflow store)
 
 
 def _run_name() -> str:
@@ -51,7 +52,7 @@ def _run_name() -> str:
 def planning_cycle(params: CycleParams | None = None) -> PublishOutcome:
     """Plan once as of `params.as_of`; fails (so a scheduler alerts) when the data may not be planned on."""
     params = params or CycleParams()
-    settings = Settings()
+    settings = Settings(home=params.home) if params.home is not None else Settings()
     started = datetime.now(UTC)
     as_of = (params.as_of or started).astimezone(UTC)
     policy_path = params.policy or settings.policy_path
