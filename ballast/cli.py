@@ -249,6 +249,8 @@ def run(
     _quiet_prefect()
     from ballast.flows.planning_cycle import CycleParams, planning_cycle
     from ballast.io.cycle_lock import CycleBusy
+    from ballast.io.tracking import TrackingUnavailable
+    from ballast.io.warehouse import WarehouseBusy
     from ballast.tasks.cycle import CycleBlocked
 
     settings = Settings()
@@ -263,9 +265,12 @@ def run(
         except CycleBlocked as exc:
             console.print(f"[bold red]cycle blocked[/]: {exc}")
             raise typer.Exit(code=2) from None
-        except CycleBusy as exc:
+        except (CycleBusy, WarehouseBusy) as exc:
             console.print(f"[bold yellow]not run[/]: {exc}")
             raise typer.Exit(code=3) from None
+        except TrackingUnavailable as exc:
+            console.print(f"[bold red]not published[/]: {exc}")
+            raise typer.Exit(code=1) from None
         raise
     outcome = state.result()
     if not outcome.created:
@@ -279,8 +284,10 @@ def run(
     console.print(f"report:  {outcome.report}")
     if outcome.outbox_files:
         console.print("outbox:  " + ", ".join(str(p) for p in outcome.outbox_files))
-    console.print(f"MLflow:  run {outcome.mlflow_run_id} in {settings.tracking_uri} "
-                  f"(mlflow ui --backend-store-uri {settings.tracking_uri})")
+    from ballast.io.tracking import redact
+
+    store = redact(settings.tracking_uri)  # a server URI may carry credentials
+    console.print(f"MLflow:  run {outcome.mlflow_run_id} in {store} (mlflow ui --backend-store-uri {store})")
 
 
 plans_app = typer.Typer(help="Review plans: list, show, diff.", no_args_is_help=True)
@@ -371,6 +378,7 @@ def plans_diff(plan_a: str, plan_b: str) -> None:
 
 def _decide(decision: str, plan_id: str, order: list[str] | None, by: str, reason: str) -> None:
     from ballast.io.plans import decide_orders, deliver_outbox
+    from ballast.io.rollout import champion_policy
     from ballast.io.warehouse import open_warehouse
     from ballast.models.governance import NotAllowed, check_approver
     from ballast.models.policy import load_policy
@@ -381,7 +389,9 @@ def _decide(decision: str, plan_id: str, order: list[str] | None, by: str, reaso
         if not rows:
             console.print(f"no plan {plan_id!r} (see `ballast plans list`)")
             raise typer.Exit(code=1)
-        policy, _ = load_policy(settings.policy_path)
+        # The planners of the policy in force: a promoted champion's, else the settings' policy file.
+        champion = champion_policy(con)
+        policy = champion.policy() if champion is not None else load_policy(settings.policy_path)[0]
         try:
             check_approver(by, policy)
             decided = decide_orders(con, plan_id, order or None, decision, by, reason, datetime.now(UTC))
@@ -506,6 +516,19 @@ def _quiet_prefect() -> None:
     the temporary API server to start on a busy 2-core machine (its default is 20 s)."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+
+
+from ballast.cli_backfill import register as _register_backfill  # noqa: E402
+
+_register_backfill(app)
+
+from ballast.cli_twin import register as _register_twin  # noqa: E402
+
+_register_twin(app)
+
+from ballast.cli_rollout import register as _register_rollout  # noqa: E402
+
+_register_rollout(app)
 
 
 def main() -> None:

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import os
 
-POINTS = frozenset({"ingest_after_commit", "publish_before_commit", "publish_after_commit"})
+POINTS = frozenset({
+    "ingest_before_commit",  # raw rows written, transaction still open
+    "ingest_after_commit",  # file recorded, not yet moved to the archive
+    "publish_before_commit",  # plan, orders, audit and releases written, transaction still open
+    "publish_after_commit",  # plan committed, outbox files not yet written
+    "outbox_after_files",  # outbox files renamed into place, delivery not yet recorded
+})
 
 
 def crash_point(name: str) -> None:

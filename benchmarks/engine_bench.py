@@ -2,7 +2,7 @@
 
 Usage (from the repository root):
 
-    .venv/bin/python benchmarks/engine_bench.py --sizes S,M,L --time-limit 60 [--persistent]
+    .venv/bin/python benchmarks/engine_bench.py --sizes S,M,L --time-limit 60 [--persistent] [--mip]
 
 Each size runs in its own process (peak RSS is per process). For every size it reports:
 
@@ -13,8 +13,11 @@ Each size runs in its own process (peak RSS is per process). For every size it r
   HiGHS's solve time;
 * with ``--persistent``, the same model handed over by Pyomo's persistent `contrib.solver` HiGHS
   interface (`set_instance`), for comparison;
-* the full engine run (MIP with lane-day binaries seeded by the LP-rounded plan, time limit, fallback
-  ladder, verification, explanations): rung, status, gap and times.
+* the full engine run with its default options (the time-limited MIP seeded by the LP-rounded plan on
+  models up to `EngineOptions.mip_max_columns`; above that the deterministic LP-rounded rung: slope
+  scaling, rounding, LP repair; with ``--mip`` the MIP whatever the size), then fallback ladder,
+  verification, whole units, explanations: rung, status, MIP gap, gap to the LP bound, whole-unit
+  success, wall and CPU times.
 
 The forecast is the simple one of the golden test (mean of the last 28 days), not the real forecaster.
 """
@@ -38,7 +41,7 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_size(size: str, time_limit: float, persistent: bool) -> dict:
+def run_size(size: str, time_limit: float, persistent: bool, mip: bool = False) -> dict:
     from ballast.models.coordinator import SolveOptions, build_model, extract_plan, solve
     from ballast.models.engine import EngineOptions, plan_network, prepare_network
     from ballast.models.network import sku_groups
@@ -111,18 +114,30 @@ def run_size(size: str, time_limit: float, persistent: bool) -> dict:
     del m
     gc.collect()
 
-    # the full engine: MIP seeded by the LP-rounded plan, ladder, verification, explanations
-    t = time.perf_counter()
-    result = plan_network(
-        frames, forecasts, targets, policy, as_of, options=EngineOptions(time_limit_seconds=time_limit)
-    )
+    # the full engine with its default options: the MIP (seeded by the LP-rounded plan, time-limited)
+    # on models up to `mip_max_columns`, else the deterministic LP-rounded rung; ladder, verification,
+    # whole units, explanations
+    options = EngineOptions(time_limit_seconds=time_limit)
+    if mip:
+        options = EngineOptions(time_limit_seconds=time_limit, mip_max_columns=None)
+    t, cpu = time.perf_counter(), time.process_time()
+    result = plan_network(frames, forecasts, targets, policy, as_of, options=options)
     out["engine_total_s"] = time.perf_counter() - t
+    out["engine_cpu_s"] = time.process_time() - cpu
     r = result.record
+    flows = result.flows
     out["engine"] = {
         "rung": r.rung,
         "termination": r.termination,
         "mip_gap": r.mip_gap,
         "objective": r.objective,
+        "lp_bound": r.lp_bound,
+        "gap_to_lp_bound": (r.objective - r.lp_bound) / abs(r.objective)
+        if r.objective and r.lp_bound is not None
+        else None,
+        "whole_units": bool((flows["qty"] == flows["qty"].round(0)).all())
+        and not any(a.startswith("quantities left fractional") for a in r.alerts),
+        "alerts": list(r.alerts),
         "groups": r.groups,
         "build_s": r.build_seconds,
         "handoff_s": r.handoff_seconds,
@@ -165,15 +180,21 @@ def _print(res: dict) -> None:
         print(
             f"    persistent contrib HiGHS set_instance: {res['persistent_set_instance_s']:.2f}s (vs direct handoff {lp['handoff_s']:.2f}s)"
         )
+    gap = en.get("gap_to_lp_bound")
     print(
-        f"engine: {res['engine_total_s']:.1f}s total; rung {en['rung']} ({en['termination']}), gap {en['mip_gap']}, "
-        f"{en['orders']} orders, verified {en['verified']}"
+        f"engine: {res['engine_total_s']:.1f}s total ({res.get('engine_cpu_s', float('nan')):.1f}s CPU); "
+        f"rung {en['rung']} ({en['termination']}), MIP gap {en['mip_gap']}, objective {en['objective']:,.0f}, "
+        f"LP bound {en.get('lp_bound') or float('nan'):,.0f}, gap to LP bound "
+        f"{'n/a' if gap is None else f'{gap:.2%}'}; {en['orders']} orders, verified {en['verified']}, "
+        f"whole units {en.get('whole_units')}"
     )
     print(
         f"    build {en['build_s']:.2f}s handoff {en['handoff_s']:.2f}s solve {en['solve_s']:.2f}s extract {en['extract_s']:.2f}s "
         f"verify {en['verify_s']:.2f}s; {en['columns']:,} cols, {en['integers']} integers, {en['groups']} bins"
     )
     print(f"    attempts: {en['attempts']}")
+    if en.get("alerts"):
+        print(f"    alerts: {en['alerts']}")
     print(f"peak RSS {res['peak_rss_mb']:,.0f} MB (after LP {res['rss_after_lp_mb']:,.0f} MB)")
 
 
@@ -182,16 +203,19 @@ def main() -> None:
     ap.add_argument("--sizes", default="S")
     ap.add_argument("--time-limit", type=float, default=60.0)
     ap.add_argument("--persistent", action="store_true")
+    ap.add_argument("--mip", action="store_true", help="run the time-limited MIP whatever the model size")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--json", help="append results as JSON lines to this file")
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(run_size(args.one, args.time_limit, args.persistent), default=str))
+        print(json.dumps(run_size(args.one, args.time_limit, args.persistent, args.mip), default=str))
         return
     for size in args.sizes.split(","):
         cmd = [sys.executable, __file__, "--one", size, "--time-limit", str(args.time_limit)]
         if args.persistent:
             cmd.append("--persistent")
+        if args.mip:
+            cmd.append("--mip")
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
         if proc.returncode != 0:
             print(f"== {size}: failed ==\n{proc.stderr[-3000:]}")

@@ -26,6 +26,7 @@ from ballast.tasks.cycle import (
 )
 from ballast.tasks.engine import coordinate_task
 from ballast.tasks.ingest import ingest_task, validate_task
+from ballast.tasks.rollout import champion_policy_task, shadow_challenger
 
 
 class CycleParams(BaseModel):
@@ -55,7 +56,9 @@ def planning_cycle(params: CycleParams | None = None) -> PublishOutcome:
     settings = Settings(home=params.home) if params.home is not None else Settings()
     started = datetime.now(UTC)
     as_of = (params.as_of or started).astimezone(UTC)
-    policy_path = params.policy or settings.policy_path
+    # A live cycle plans under the registered champion policy (its stored text), else the settings' file.
+    champion = champion_policy_task(settings) if params.mode == "live" and params.policy is None else None
+    policy_path = params.policy or champion or settings.policy_path
     policy, policy_sha = load_policy(policy_path)
     budgets = policy.latency_budgets_seconds
     flow_run_id = str(runtime.flow_run.id) if runtime.flow_run.id else None
@@ -96,7 +99,10 @@ def planning_cycle(params: CycleParams | None = None) -> PublishOutcome:
         if result.record.rung != "mip":
             degraded.append(f"solved on fallback rung '{result.record.rung}' ({result.record.termination})")
         degraded.extend(result.record.alerts)
-        return publish_task(
+        outcome = publish_task(
             settings, plan_id, policy, policy_sha, inputs, bundle, result, as_of, params.mode, degraded, flow_run_id,
             datetime.now(UTC), policy_path, steps,
         )
+        if params.mode == "live":  # after the champion is published; never fails the cycle
+            shadow_challenger(settings, outcome, policy_path, inputs, bundle, as_of, flow_run_id, solve_limit)
+        return outcome

@@ -32,8 +32,15 @@ DDL: Final = (
         model_name VARCHAR,
         model_version VARCHAR,
         config_json VARCHAR NOT NULL,
-        demand_digest VARCHAR NOT NULL
+        demand_digest VARCHAR NOT NULL,
+        data_as_of TIMESTAMPTZ,
+        origin VARCHAR,
+        demand_files_sha256 VARCHAR
     )""",
+    # Warehouses created before backfills existed: the same three columns, NULL for old runs.
+    "ALTER TABLE fc_runs ADD COLUMN IF NOT EXISTS data_as_of TIMESTAMPTZ",
+    "ALTER TABLE fc_runs ADD COLUMN IF NOT EXISTS origin VARCHAR",
+    "ALTER TABLE fc_runs ADD COLUMN IF NOT EXISTS demand_files_sha256 VARCHAR",
     """CREATE TABLE IF NOT EXISTS fc_series (
         site_id VARCHAR NOT NULL,
         sku VARCHAR NOT NULL,
@@ -151,8 +158,9 @@ def save_run(
     with transaction(con):
         con.execute(
             """INSERT INTO fc_runs (run_id, as_of, started_at, finished_at, horizon_days, n_series, n_refit,
-                                    forced, model_name, model_version, config_json, demand_digest)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                                    forced, model_name, model_version, config_json, demand_digest,
+                                    data_as_of, origin, demand_files_sha256)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             [
                 run["run_id"],
                 run["as_of"],
@@ -166,6 +174,9 @@ def save_run(
                 run.get("model_version"),
                 run["config_json"],
                 run["demand_digest"],
+                run.get("data_as_of"),
+                run.get("origin") or "live",
+                run.get("demand_files_sha256"),
             ],
         )
         if not fitted.is_empty():
@@ -200,6 +211,45 @@ def latest_run(con: duckdb.DuckDBPyConnection, as_of: date | None = None) -> dic
     if not rows:
         return None
     return dict(zip([d[0] for d in rel.description], rows[0], strict=True))
+
+
+# When a run's data was known: its cycle's as-of, or (runs from before the column) when it finished.
+_KNOWN_AT = "coalesce(data_as_of, finished_at)"
+
+
+def _as_dict(rel: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
+    rows = rel.fetchall()
+    if not rows:
+        return None
+    out = dict(zip([d[0] for d in rel.description], rows[0], strict=True))
+    if out.get("data_as_of") is None:
+        out["data_as_of"] = out["finished_at"]
+    return out
+
+
+def run_in_force(con: duckdb.DuckDBPyConnection, at: datetime, origin: str = "live") -> dict[str, Any] | None:
+    """The newest finished `origin` run whose data was known at `at` (`data_as_of` filled in)."""
+    ensure_tables(con)
+    rel = con.execute(
+        f"""SELECT * FROM fc_runs WHERE finished_at IS NOT NULL AND coalesce(origin, 'live') = ?
+              AND {_KNOWN_AT} <= CAST(? AS TIMESTAMPTZ)
+            ORDER BY {_KNOWN_AT} DESC, finished_at DESC LIMIT 1""",
+        [origin, at],
+    )
+    return _as_dict(rel)
+
+
+def run_for_data(
+    con: duckdb.DuckDBPyConnection, cutoff: date, demand_files_sha256: str, config_json: str
+) -> dict[str, Any] | None:
+    """The first run fitted for `cutoff` on exactly these demand files and this config (a backfill reuses it)."""
+    ensure_tables(con)
+    rel = con.execute(
+        """SELECT * FROM fc_runs WHERE finished_at IS NOT NULL AND as_of = ? AND demand_files_sha256 = ?
+             AND config_json = ? ORDER BY finished_at LIMIT 1""",
+        [cutoff, demand_files_sha256, config_json],
+    )
+    return _as_dict(rel)
 
 
 def run_series(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFrame:

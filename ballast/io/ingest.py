@@ -22,6 +22,7 @@ import difflib
 import io
 import json
 import logging
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -248,6 +249,19 @@ def _archive(path: Path, inbox: Path, archive: Path, subfolder: str | None = Non
     return target
 
 
+def _outside_inbox(path: Path, inbox: Path) -> str | None:
+    """Why `path` may not be read as inbox content (a link, or a place outside the inbox), else None.
+
+    A symbolic link, or a file reached through a linked folder, could make ingest read (and
+    archive) anything the process can see; delivered extracts are plain files in the inbox.
+    """
+    if path.is_symlink():
+        return f"{path.name} is a symbolic link (to {os.readlink(path)})"
+    if path.exists() and not path.resolve().is_relative_to(inbox.resolve()):
+        return f"{path.name} lies outside the inbox ({path.resolve().parent})"
+    return None
+
+
 def _next_file_id(con: duckdb.DuckDBPyConnection) -> int:
     row = one(con, "SELECT nextval('file_id_seq')")
     assert row is not None
@@ -309,6 +323,12 @@ def ingest_file(
         )
     extract = EXTRACTS[name.extract]
     mpath = manifest_path(path)
+    escape = _outside_inbox(path, inbox) or _outside_inbox(mpath, inbox)
+    if escape:
+        return FileOutcome(
+            str(path), extract.name, "unrecognised",
+            f"{escape}: only regular files inside the inbox are read; left in place, not read",
+        )
     if not mpath.exists():
         return FileOutcome(
             str(path), extract.name, "pending",
@@ -339,6 +359,11 @@ def ingest_file(
             raise FileRejected(f"{path.name}: unreadable manifest {mpath.name} ({exc}); rule: landing:manifest") from exc
         declared = manifest.rows
         size = path.stat().st_size
+        if manifest.file != path.name or manifest.extract != extract.name:
+            raise FileRejected(
+                f"{path.name}: its manifest describes {manifest.extract!r} file {manifest.file!r}, not this file; "
+                "rule: landing:manifest"
+            )
         if manifest.bytes != size or manifest.sha256 != sha:
             raise FileRejected(
                 f"{path.name}: bytes do not match the manifest (size {size} vs {manifest.bytes}, sha256 "
@@ -371,6 +396,7 @@ def ingest_file(
         )
         read.write(con, file_id)
         _insert_quarantine(con, file_id, extract.name, path.name, read.rejects, now)
+        crash_point("ingest_before_commit")
     crash_point("ingest_after_commit")
     _archive(path, inbox, archive)
     msg = f"{path.name}: {read.rows} rows landed"

@@ -273,6 +273,7 @@ def deliver_outbox(con: duckdb.DuckDBPyConnection, outbox: Path, now: datetime) 
             json_path,
             json.dumps({"batch_id": batch, "orders": orders.to_dicts()}, default=_json_default, indent=1).encode(),
         )
+        crash_point("outbox_after_files")
         with transaction(con):
             con.execute(
                 "INSERT INTO outbox_deliveries VALUES (?, ?, ?)",

@@ -13,6 +13,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -28,6 +29,23 @@ logger = logging.getLogger(__name__)
 FORECASTER_MODEL: Final = "ballast-forecaster"
 CHAMPION: Final = "champion"
 _initialised: set[str] = set()
+# MLflow retries an unreachable server with exponential backoff for ~4 minutes by default; a
+# 15-minute cycle must fail well inside its publish budget. Set these variables to override.
+HTTP_DEFAULTS: Final = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+}
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+
+
+class TrackingUnavailable(RuntimeError):
+    """The MLflow store cannot be reached or written, so no run (and nothing needing one) was started."""
+
+
+def redact(text: str) -> str:
+    """`text` with the credentials of every URL in it masked: `http://user:pw@host` → `http://***@host`."""
+    return _USERINFO.sub(r"\g<scheme>***@", text)
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -74,6 +92,9 @@ def init_tracking(settings: Settings) -> None:
     from mlflow.tracking import MlflowClient
 
     uri = settings.tracking_uri
+    if uri.startswith(("http://", "https://")):
+        for name, value in HTTP_DEFAULTS.items():
+            os.environ.setdefault(name, value)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     if uri in _initialised:
@@ -130,11 +151,23 @@ def start_run(
     run_name: str | None = None,
     tags: dict[str, str] | None = None,
 ) -> Iterator[Any]:
-    """An MLflow run in the ballast experiment (`kind` selects `<experiment>-<kind>`)."""
+    """An MLflow run in the ballast experiment (`kind` selects `<experiment>-<kind>`).
+
+    Raises `TrackingUnavailable` before anything is written when the store cannot be reached.
+    """
     import mlflow
 
-    exp_id = ensure_experiment(settings, experiment_name(settings, kind))
-    with mlflow.start_run(experiment_id=exp_id, run_name=run_name, tags=tags) as run:
+    try:
+        exp_id = ensure_experiment(settings, experiment_name(settings, kind))
+        active = mlflow.start_run(experiment_id=exp_id, run_name=run_name, tags=tags)
+    except Exception as exc:  # any failure to reach or write the store: requests, sqlite, OS errors
+        # `from None`: MLflow's own message carries the store URI with any credentials in it.
+        raise TrackingUnavailable(
+            f"cannot start an MLflow run in {redact(settings.tracking_uri)} ({type(exc).__name__}: "
+            f"{redact(str(exc))[:500]}); nothing was written — lineage is recorded before a plan is published. "
+            "Check BALLAST_MLFLOW_TRACKING_URI and that the store is up."
+        ) from None
+    with active as run:
         yield run
 
 

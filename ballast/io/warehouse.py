@@ -203,15 +203,18 @@ def open_warehouse(
     path: Path,
     *,
     read_only: bool = False,
-    wait_seconds: float = 30.0,
+    wait_seconds: float | None = None,
     poll_seconds: float = 0.5,
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the DuckDB file, waiting up to `wait_seconds` while another process holds it.
 
     DuckDB allows one writing process per file and fails a second opener at once, so we retry
-    and then fail with a message that says what to do instead of a raw lock error.
+    and then fail with a message that says what to do instead of a raw lock error. The wait
+    defaults to `BALLAST_DB_WAIT_SECONDS` (30 s).
     """
+    if wait_seconds is None:
+        wait_seconds = float(os.environ.get("BALLAST_DB_WAIT_SECONDS", "30"))
     path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + wait_seconds
     while True:

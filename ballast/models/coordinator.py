@@ -23,7 +23,7 @@ import math
 import threading
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -563,25 +563,6 @@ def solve(model: pyo.ConcreteModel, options: SolveOptions = SolveOptions()) -> S
 _THREADS: int | None = None
 
 
-def _highs(options: SolveOptions):
-    import highspy
-
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("time_limit", float(max(options.time_limit_seconds, 0.0)))
-    h.setOptionValue("mip_rel_gap", float(options.mip_gap))
-    # HiGHS keeps one global thread scheduler per process: a run asking for a different thread
-    # count than the first run fails (kNotset). So the count is set once, by whoever runs first.
-    global _THREADS
-    if _THREADS is None:
-        _THREADS = int(options.threads)
-    h.setOptionValue("threads", _THREADS)
-    h.setOptionValue("random_seed", 0)
-    for key, val in options.highs_options:
-        h.setOptionValue(key, val)
-    return h
-
-
 def _classify(
     status_name: str, has_primal: bool
 ) -> Literal["optimal", "feasible", "infeasible", "no_solution", "error"]:
@@ -603,54 +584,273 @@ def _solve_direct(model: pyo.ConcreteModel, options: SolveOptions) -> SolveResul
         return _solve_direct_locked(model, options, t0)
 
 
-def _solve_direct_locked(model: pyo.ConcreteModel, options: SolveOptions, t0: float) -> SolveResult:
+@dataclass
+class _Session:
+    """One compiled model kept in HiGHS across the solves of a ladder run.
+
+    The model is compiled once (fixed variables treated as free, so later fixings are only column
+    bounds); each solve pushes the variables' current bounds and re-runs HiGHS, which starts from
+    its last basis. Re-solving after fixing binaries or moving bounds therefore costs neither a
+    second compile nor a cold simplex.
+    """
+
+    highs: Any
+    columns: list
+    integer: np.ndarray
+    cost: np.ndarray
+    rows: int
+    nonzeros: int
+    signature: tuple[int, int]
+    c_offset: float
+
+
+def _signature(model: pyo.ConcreteModel) -> tuple[int, int]:
+    constraints = sum(len(c) for c in model.component_objects(pyo.Constraint, active=True))
+    variables = sum(len(v) for v in model.component_objects(pyo.Var))
+    return constraints, variables
+
+
+def _linear_rows(model: pyo.ConcreteModel):
+    """The model as row-wise arrays, read straight from its `LinearExpression`s (every constraint and
+    the objective of `build_model` is one). None when some expression is not: then Pyomo compiles."""
+    col_of: dict[int, int] = {}
+    columns: list = []
+    starts, index, value, lower, upper = [0], [], [], [], []
+    inf = float("inf")
+
+    def col(v) -> int:
+        j = col_of.get(id(v))
+        if j is None:
+            j = col_of[id(v)] = len(columns)
+            columns.append(v)
+        return j
+
+    for c in model.component_data_objects(pyo.Constraint, active=True, descend_into=True):
+        body = c.body
+        if type(body) is not LinearExpression:
+            return None
+        for coef, v in zip(body.linear_coefs, body.linear_vars, strict=True):
+            if type(coef) is not float and type(coef) is not int:
+                return None
+            index.append(col(v))
+            value.append(coef)
+        starts.append(len(index))
+        const = body.constant
+        if type(const) is not float and type(const) is not int:
+            return None
+        lb, ub = c.lb, c.ub
+        lower.append(-inf if lb is None else lb - const)
+        upper.append(inf if ub is None else ub - const)
+    objectives = list(model.component_data_objects(pyo.Objective, active=True, descend_into=True))
+    cost: dict[int, float] = {}
+    offset = 0.0
+    if objectives:
+        expr = objectives[0].expr
+        if len(objectives) > 1 or type(expr) is not LinearExpression or objectives[0].sense != pyo.minimize:
+            return None
+        for coef, v in zip(expr.linear_coefs, expr.linear_vars, strict=True):
+            if type(coef) is not float and type(coef) is not int:
+                return None
+            j = col(v)
+            cost[j] = cost.get(j, 0.0) + coef
+        offset = float(expr.constant)
+    c_vec = np.zeros(len(columns))
+    for j, coef in cost.items():
+        c_vec[j] = coef
+    return (
+        columns,
+        c_vec,
+        offset,
+        np.asarray(starts, dtype=np.int32),
+        np.asarray(index, dtype=np.int32),
+        np.asarray(value, dtype=float),
+        np.asarray(lower, dtype=float),
+        np.asarray(upper, dtype=float),
+    )
+
+
+def _session(model: pyo.ConcreteModel) -> _Session:
     import highspy
+
+    signature = _signature(model)
+    cached = getattr(model._data, "session", None) if hasattr(model, "_data") else None
+    if cached is not None and cached.signature == signature:
+        return cached
+    inf = highspy.kHighsInf
+    lp = highspy.HighsLp()
+    rows = _linear_rows(model)
+    if rows is not None:
+        columns, cost, offset, starts, index, value, row_lower, row_upper = rows
+        n, m = len(columns), len(row_lower)
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+    else:
+        columns, cost, offset, starts, index, value, row_lower, row_upper = _pyomo_standard_form(model)
+        n, m = len(columns), len(row_lower)
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    integer = np.fromiter((v.is_integer() for v in columns), dtype=bool, count=n)
+    lp.num_col_ = n
+    lp.num_row_ = m
+    lp.col_cost_ = cost
+    lp.col_lower_ = np.zeros(n)
+    lp.col_upper_ = np.full(n, inf)
+    lp.row_lower_ = np.where(np.isinf(row_lower), -inf, row_lower)
+    lp.row_upper_ = np.where(np.isinf(row_upper), inf, row_upper)
+    lp.offset_ = offset
+    lp.a_matrix_.start_ = starts
+    lp.a_matrix_.index_ = index
+    lp.a_matrix_.value_ = value
+    lp.a_matrix_.num_col_ = n
+    lp.a_matrix_.num_row_ = m
+    if integer.any():
+        lp.integrality_ = [highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous for i in integer]
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    if n:
+        h.passModel(lp)
+    session = _Session(h, columns, integer, cost, m, len(value), signature, offset)
+    if hasattr(model, "_data"):
+        model._data.session = session
+    return session
+
+
+def _pyomo_standard_form(model: pyo.ConcreteModel):
+    """Pyomo's `LinearStandardFormCompiler` (column-wise), for models not built by `build_model`."""
     from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
 
-    repn = LinearStandardFormCompiler().write(model, mixed_form=True, set_sense=pyo.minimize)
-    columns = repn.columns
-    n, A = len(columns), repn.A
-    inf = highspy.kHighsInf
-    lower = np.fromiter((-inf if v.lb is None else v.lb for v in columns), dtype=float, count=n)
-    upper = np.fromiter((inf if v.ub is None else v.ub for v in columns), dtype=float, count=n)
-    integer = np.fromiter((v.is_integer() for v in columns), dtype=bool, count=n)
-    if options.relax_integers:
-        integer[:] = False
+    fixed = [v for v in model.component_data_objects(pyo.Var, descend_into=True) if v.fixed]
+    for v in fixed:  # compiled as free columns: a fixing is then only a bound, pushed at each solve
+        v.unfix()
+    try:
+        repn = LinearStandardFormCompiler().write(model, mixed_form=True, set_sense=pyo.minimize)
+    finally:
+        for v in fixed:
+            v.fix()
+    columns, A = repn.columns, repn.A
+    n = len(columns)
     rhs = np.asarray(repn.rhs, dtype=float)
     kinds = np.fromiter((r.bound_type for r in repn.rows), dtype=np.int8, count=len(repn.rows))
-    row_lower = np.where(kinds == 1, -inf, rhs)
-    row_upper = np.where(kinds == -1, inf, rhs)
     cost = np.asarray(repn.c.toarray()).ravel() if repn.c.shape[0] else np.zeros(n)
     if cost.size != n:
         cost = np.zeros(n)
-    lp = highspy.HighsLp()
-    lp.num_col_ = n
-    lp.num_row_ = A.shape[0]
-    lp.col_cost_ = cost
-    lp.col_lower_ = lower
-    lp.col_upper_ = upper
-    lp.row_lower_ = row_lower
-    lp.row_upper_ = row_upper
-    lp.offset_ = float(repn.c_offset[0]) if len(repn.c_offset) else 0.0
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = A.indptr
-    lp.a_matrix_.index_ = A.indices
-    lp.a_matrix_.value_ = A.data
-    lp.a_matrix_.num_col_ = n
-    lp.a_matrix_.num_row_ = A.shape[0]
-    if integer.any():
-        lp.integrality_ = [highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous for i in integer]
-    h = _highs(options)
+    offset = float(repn.c_offset[0]) if len(repn.c_offset) else 0.0
+    row_lower = np.where(kinds == 1, -np.inf, rhs)
+    row_upper = np.where(kinds == -1, np.inf, rhs)
+    return columns, cost, offset, A.indptr, A.indices, A.data, row_lower, row_upper
+
+
+def _configure(h, options: SolveOptions) -> None:
+    h.resetOptions()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("time_limit", float(max(options.time_limit_seconds, 0.0)))
+    h.setOptionValue("mip_rel_gap", float(options.mip_gap))
+    # HiGHS keeps one global thread scheduler per process: a run asking for a different thread
+    # count than the first run fails (kNotset). So the count is set once, by whoever runs first.
+    global _THREADS
+    if _THREADS is None:
+        _THREADS = int(options.threads)
+    h.setOptionValue("threads", _THREADS)
+    h.setOptionValue("random_seed", 0)
+    h.setOptionValue("solve_relaxation", bool(options.relax_integers))
+    for key, val in options.highs_options:
+        h.setOptionValue(key, val)
+
+
+def _push_bounds(session: _Session) -> None:
+    import highspy
+
+    inf = highspy.kHighsInf
+    n = len(session.columns)
+    lower = np.empty(n)
+    upper = np.empty(n)
+    for j, v in enumerate(session.columns):
+        if v.fixed:
+            lower[j] = upper[j] = v.value
+        else:
+            lb, ub = v.bounds
+            lower[j] = -inf if lb is None else lb
+            upper[j] = inf if ub is None else ub
+    session.highs.changeColsBounds(n, np.arange(n, dtype=np.int32), lower, upper)
+
+
+def slope_scaling(
+    model: pyo.ConcreteModel, fixed_costs: dict[int, float], rounds: int, options: SolveOptions
+) -> tuple[int, float, float]:
+    """Dynamic slope scaling (Kim & Pardalos, 1999) of fixed-cost binaries on the relaxation just solved.
+
+    `fixed_costs` maps id(binary variable) to its fixed cost F. The relaxation charges F only in
+    proportion to how much of its big-M a flow uses, so it spreads flow thinly over many lane-days.
+    Each round re-prices every relaxed binary that carried flow at F / y of the round before — F per
+    unit of the flow it then carried: lane-days that carried little get dear and empty out, busy ones
+    stay cheap. A round is valued at its flow costs plus F for every binary it uses; the cheapest
+    round's solution is loaded into the model. The rounds are warm-started LPs in the model's HiGHS
+    session, with no clock in them (unless one runs past `options.time_limit_seconds`), so the result
+    is the same on every run. Stops early when the set of used binaries is the same three rounds in a
+    row. Returns (rounds run, seconds in HiGHS, best value).
+    """
+    with PYOMO_LOCK:
+        session = _session(model)
+        h, columns = session.highs, session.columns
+        idx = np.array([j for j, v in enumerate(columns) if id(v) in fixed_costs], dtype=np.int32)
+        if not len(idx) or h.getInfo().primal_solution_status != 2:
+            return 0, 0.0, float("nan")
+        base = np.array([fixed_costs[id(columns[j])] for j in idx], dtype=float)
+        price = session.cost[idx].copy()
+        _configure(h, replace(options, relax_integers=True))
+
+        def value(x: np.ndarray, objective: float) -> tuple[float, np.ndarray]:
+            y = x[idx]
+            used = y > EPS
+            return objective - float(price @ y) + float(base[used].sum()), used
+
+        x = np.asarray(h.getSolution().col_value)
+        best_value, used = value(x, h.getInfo().objective_function_value)
+        best, last, stable, done, highs_seconds = x, used, 0, 0, 0.0
+        while done < rounds:
+            done += 1
+            y = x[idx]
+            carried = y > EPS  # a binary that carried nothing keeps its price (it may come back)
+            price[carried] = base[carried] / np.minimum(y[carried], 1.0)
+            h.changeColsCost(len(idx), idx, price)
+            t0 = time.perf_counter()
+            PYOMO_LOCK.release()
+            try:
+                h.run()
+            finally:
+                PYOMO_LOCK.acquire()
+            highs_seconds += time.perf_counter() - t0
+            info = h.getInfo()
+            if info.primal_solution_status != 2:
+                break
+            x = np.asarray(h.getSolution().col_value)
+            current, used = value(x, info.objective_function_value)
+            if current < best_value - 1e-9:
+                best_value, best = current, x
+            stable = stable + 1 if np.array_equal(used, last) else 0
+            last = used
+            if stable >= 2:
+                break
+        h.changeColsCost(len(columns), np.arange(len(columns), dtype=np.int32), session.cost)
+        for v, val in zip(columns, best, strict=True):
+            if not v.fixed:
+                v.set_value(float(val), skip_validation=True)
+        return done, highs_seconds, best_value
+
+
+def _solve_direct_locked(model: pyo.ConcreteModel, options: SolveOptions, t0: float) -> SolveResult:
+    session = _session(model)
+    h, columns, n = session.highs, session.columns, len(session.columns)
+    has_integers = bool(session.integer.any()) and not options.relax_integers
     if n:
-        h.passModel(lp)
-        if options.start == "empty" and integer.any():
+        _configure(h, options)
+        _push_bounds(session)
+        if options.start == "empty" and has_integers:
             decisions = {"ship_units", "short_dated_ship_units", "lane_open", "order_open"}
             idx = np.fromiter(
                 (j for j, v in enumerate(columns) if v.parent_component().local_name in decisions),
                 dtype=np.int32,
             )
             h.setSolution(len(idx), idx, np.zeros(len(idx)))
-        elif options.start == "current" and integer.any():
+        elif options.start == "current" and has_integers:
             values = np.fromiter((v.value if v.value is not None else 0.0 for v in columns), dtype=float, count=n)
             h.setSolution(n, np.arange(n, dtype=np.int32), values)
     t1 = time.perf_counter()
@@ -665,10 +865,10 @@ def _solve_direct_locked(model: pyo.ConcreteModel, options: SolveOptions, t0: fl
         has_primal = info.primal_solution_status == 2  # kSolutionStatusFeasible
         x = np.asarray(h.getSolution().col_value) if has_primal else None
         objective = info.objective_function_value if has_primal else None
-        gap = info.mip_gap if integer.any() and has_primal else (0.0 if has_primal else None)
+        gap = info.mip_gap if has_integers and has_primal else (0.0 if has_primal else None)
     else:
         status_name, has_primal, x, gap = "kModelEmpty", True, np.zeros(0), 0.0
-        objective = float(repn.c_offset[0]) if len(repn.c_offset) else 0.0
+        objective = session.c_offset
     t2 = time.perf_counter()
     status = _classify(status_name, has_primal)
     if status in ("optimal", "feasible"):
@@ -676,7 +876,8 @@ def _solve_direct_locked(model: pyo.ConcreteModel, options: SolveOptions, t0: fl
             if not v.fixed:  # fixed variables were constants of this solve: keep their values
                 v.set_value(0.0, skip_validation=True)
         for v, val in zip(columns, x, strict=True):
-            v.set_value(float(val), skip_validation=True)
+            if not v.fixed:
+                v.set_value(float(val), skip_validation=True)
         if objective is None or status_name == "kModelEmpty":
             objective = float(pyo.value(model.total_cost))
     if gap is not None and (math.isinf(gap) or gap > 1e20):
@@ -691,9 +892,9 @@ def _solve_direct_locked(model: pyo.ConcreteModel, options: SolveOptions, t0: fl
         solve_seconds=t2 - t1,
         load_seconds=t3 - t2,
         columns=n,
-        rows=A.shape[0],
-        nonzeros=int(A.nnz),
-        integers=int(integer.sum()),
+        rows=session.rows,
+        nonzeros=session.nonzeros,
+        integers=int(session.integer.sum()) if not options.relax_integers else 0,
     )
 
 

@@ -9,11 +9,14 @@ mappers so agents and SKU groups spread over a task runner.
 from __future__ import annotations
 
 import logging
+import math
 import time
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date
+from graphlib import CycleError, TopologicalSorter
 from typing import Literal
 
 import polars as pl
@@ -27,7 +30,7 @@ from ballast.models.agents import (
     statements_frame,
 )
 from ballast.models.contract import EXTRACTS
-from ballast.models.coordinator import FLOW_SCHEMA
+from ballast.models.coordinator import FLOW_SCHEMA, flows_frame
 from ballast.models.explain import build_orders
 from ballast.models.ladder import LadderOptions, SolveRecord, combine_records, solve_with_ladder
 from ballast.models.negotiation import LocalRules, Rejection, drop_rejected, review_all
@@ -54,6 +57,10 @@ class EngineOptions:
     fallback_time_limit_seconds: float | None = None
     highs_options: tuple[tuple[str, object], ...] = ()
     ladder: tuple[str, ...] | None = None  # None: policy.fallback.ladder
+    # models above this many columns skip the (time-limited, so not repeatable) MIP and take the
+    # deterministic LP-rounded rung: slope scaling, rounding, LP repair. None: always try the MIP.
+    mip_max_columns: int | None = 20_000
+    slope_scaling_rounds: int = 30
 
 
 @dataclass(frozen=True)
@@ -129,6 +136,8 @@ def ladder_options(policy: Policy, options: EngineOptions, workers_sharing: int 
         threads=max(1, policy.solver.threads // max(workers_sharing, 1)),
         interface=options.interface,
         highs_options=options.highs_options,
+        mip_max_columns=options.mip_max_columns,
+        slope_scaling_rounds=options.slope_scaling_rounds,
     )
 
 
@@ -346,29 +355,140 @@ def whole_units(
     inputs: NetworkInputs, flows: pl.DataFrame, verified: VerificationReport
 ) -> tuple[pl.DataFrame, VerificationReport, str | None]:
     """Orders in whole units, as warehouses ship them. Tried in turn, the first that verifies wins:
-    rounded to the nearest unit; rounded down (which only ever ships less); rounded down with the
-    lane-days that then fall under their lane's minimum left out. Moves under one unit vanish.
-    If none verifies, the fractional plan stands and the plan says so."""
+    rounded to the nearest unit; the echelon-ordered repair of the nearest and then of the rounded-down
+    plan (`echelon_round`: arrivals rounded, departures shrunk wherever a site would send stock it does
+    not have); rounded down with the lane-days that then fall under their lane's minimum left out.
+    Moves under one unit vanish. If none verifies, the fractional plan stands and the plan says so."""
     if flows.is_empty():
         return flows, verified, None
     problems: tuple[str, ...] = ()
-    for rounding in ("round", "floor", "floor_within_lane_minimums"):
-        whole = (lambda c: pl.col(c).round(0)) if rounding == "round" else (lambda c: pl.col(c).floor())
-        candidate = (
-            flows.with_columns(whole("qty").alias("qty"), whole("short_dated_qty").alias("short_dated_qty"))
-            .filter(pl.col("qty") >= 1.0)
-            .with_columns(pl.min_horizontal("short_dated_qty", "qty").alias("short_dated_qty"))
-        )
-        if rounding == "floor_within_lane_minimums":
-            candidate = _drop_lane_days_under_minimum(inputs, candidate)
+    attempts = ("round", "repair_round", "repair_floor", "floor_within_lane_minimums")
+    for rounding in attempts:
+        if rounding.startswith("repair_"):
+            candidate = echelon_round(inputs, flows, "floor" if rounding == "repair_floor" else "round")
+        else:
+            whole = (lambda c: pl.col(c).round(0)) if rounding == "round" else (lambda c: pl.col(c).floor())
+            candidate = (
+                flows.with_columns(whole("qty").alias("qty"), whole("short_dated_qty").alias("short_dated_qty"))
+                .filter(pl.col("qty") >= 1.0)
+                .with_columns(pl.min_horizontal("short_dated_qty", "qty").alias("short_dated_qty"))
+            )
+            if rounding == "floor_within_lane_minimums":
+                candidate = _drop_lane_days_under_minimum(inputs, candidate)
         report = verify_plan(inputs, candidate)
         if report.ok:
+            if rounding != "round":
+                logger.info("whole units by %s", rounding)
             return candidate, report, None
         problems = tuple(report.problems[:3])
     return flows, verified, (
         "quantities left fractional: no whole-unit rounding of the plan passed verification ("
         + "; ".join(problems) + ")"
     )
+
+
+def echelon_round(inputs: NetworkInputs, flows: pl.DataFrame, rounding: Literal["round", "floor"]) -> pl.DataFrame:
+    """Whole units in the order goods move: the sites of each SKU in topological order of its flows
+    (plants, then DCs, then hubs). A site's arrivals are final once every site upstream of it is done;
+    its departures are then rounded (`rounding`, never above the slot's bound) and, wherever the
+    projected stock would go negative, shrunk — the latest departures before the shortfall first — and
+    dropped when they fall under the minimum transfer (on one day, the orders that stay above it are
+    shrunk first). Lane-days left under their lane's minimum are
+    dropped, and the passes repeat until nothing changes (quantities only ever go down, so it ends).
+    Short-dated units (they leave a pool, not stock) are rounded down."""
+    arcs, sites = inputs.arcs, inputs.sites
+    keys: list[tuple[str, str, int]] = []
+    regular: list[int] = []
+    dated: list[int] = []
+    for a, k, t, q, sd in flows.select("arc_id", "sku", "ship_day", "qty", "short_dated_qty").iter_rows():
+        r = max(q - sd, 0.0)
+        ri = math.floor(r + 1e-9) if rounding == "floor" else math.floor(r + 0.5)
+        up = inputs.ship_upper.get((a, k))
+        if up is not None and ri > up + 1e-9:
+            ri = math.floor(up + 1e-9)
+        keys.append((a, k, t))
+        regular.append(max(ri, 0))
+        dated.append(max(math.floor(sd + 1e-9), 0))
+    by_sku: dict[str, list[int]] = defaultdict(list)
+    for i, (_a, k, _t) in enumerate(keys):
+        by_sku[k].append(i)
+
+    def minimum(i: int) -> float:
+        a, k, _t = keys[i]
+        return inputs.items[k].min_transfer_units if arcs[a].minimum_transfer_applies else 0.0
+
+    def site_order(rows: list[int]) -> list[str]:
+        graph: dict[str, set[str]] = defaultdict(set)
+        for i in rows:
+            arc = arcs[keys[i][0]]
+            graph[arc.destination].add(arc.origin)
+            graph.setdefault(arc.origin, set())
+        try:
+            return list(TopologicalSorter({n: sorted(graph[n]) for n in sorted(graph)}).static_order())
+        except CycleError:  # not expected (no ping-pong inside a plan); the passes still converge
+            return sorted(graph, key=lambda n: (sites[n].echelon, n))
+
+    H = inputs.horizon
+    for _pass in range(50):
+        changed = False
+        for k in sorted(by_sku):
+            rows = by_sku[k]
+            leaving: dict[str, list[int]] = defaultdict(list)
+            arriving: dict[str, list[int]] = defaultdict(list)
+            for i in rows:
+                arc = arcs[keys[i][0]]
+                leaving[arc.origin].append(i)
+                arriving[arc.destination].append(i)
+            for s in site_order(rows):
+                if sites[s].kind == "supplier" or not leaving.get(s):
+                    continue
+                inflow = [inputs.receipt_units.get((s, k, t), 0.0) for t in range(H)]
+                for i in arriving.get(s, ()):
+                    inflow[keys[i][2] + arcs[keys[i][0]].lead_days] += regular[i] + dated[i]
+                outflow = [inputs.issue_units.get((s, k, t), 0.0) for t in range(H)]
+                for i in leaving[s]:
+                    outflow[keys[i][2]] += regular[i]
+                level = inputs.initial_units.get((s, k), 0.0)
+                for t in range(H):
+                    level += inflow[t] - outflow[t]
+                    if level >= -1e-9:
+                        continue
+                    need = math.ceil(-level - 1e-9)
+                    # shrink the latest departures on or before day t first (the least urgent), and on
+                    # one day those that stay above their minimum transfer first
+                    def order(i: int, need: int = need) -> tuple:
+                        drops = regular[i] - min(need, regular[i]) + dated[i] < minimum(i)
+                        return (-keys[i][2], drops, keys[i][0])
+
+                    for i in sorted((i for i in leaving[s] if keys[i][2] <= t and regular[i] > 0), key=order):
+                        cut = min(need, regular[i])
+                        if regular[i] - cut + dated[i] < minimum(i):
+                            cut = regular[i]  # under the minimum transfer: the order goes
+                        regular[i] -= cut
+                        outflow[keys[i][2]] -= cut
+                        level += cut
+                        need -= cut
+                        changed = True
+                        if need <= 0:
+                            break
+        # lane-days under their lane's minimum, and orders under the minimum transfer, go
+        lane_units: dict[tuple[str, int], float] = defaultdict(float)
+        for i, (a, _k, t) in enumerate(keys):
+            lane_units[(a, t)] += regular[i] + dated[i]
+        for i, (a, _k, t) in enumerate(keys):
+            q = regular[i] + dated[i]
+            if q <= 0:
+                continue
+            lane_min = arcs[a].min_units or 0.0
+            if q < minimum(i) - 1e-9 or lane_units[(a, t)] < lane_min - 1e-9:
+                regular[i] = dated[i] = 0
+                changed = True
+        if not changed:
+            break
+    merged = {
+        keys[i]: [float(regular[i]), float(dated[i])] for i in range(len(keys)) if regular[i] + dated[i] >= 1
+    }
+    return flows_frame(inputs, merged) if merged else flows.clear()
 
 
 def _drop_lane_days_under_minimum(inputs: NetworkInputs, flows: pl.DataFrame) -> pl.DataFrame:

@@ -34,6 +34,7 @@ from ballast.models.coordinator import (
     empty_flows,
     extract_plan,
     flows_frame,
+    slope_scaling,
     solve,
 )
 from ballast.models.network import NetworkInputs
@@ -57,6 +58,12 @@ class LadderOptions:
     # seed the MIP: "lp_rounded" (default) solves the LP relaxation, rounds and repairs it first, so a
     # MIP that runs out of time still holds a good incumbent; "empty" seeds the do-nothing plan
     start: Literal["none", "empty", "lp_rounded"] = "lp_rounded"
+    # the MIP rung only for models up to this many columns (None: always). Above it the plan comes
+    # from the LP-rounded rung, which ends on its own criteria (deterministic), not on a clock
+    mip_max_columns: int | None = None
+    # slope-scaling rounds before the LP relaxation is rounded (each re-prices every lane-day's fixed
+    # cost by the flow it carried in the round before; 0: round the plain relaxation)
+    slope_scaling_rounds: int = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +94,7 @@ class SolveRecord:
     attempts: tuple[Attempt, ...] = ()
     alerts: tuple[str, ...] = ()
     groups: int = 1
+    lp_bound: float | None = None  # the LP relaxation's objective: a lower bound on the MIP's
 
     @property
     def modelling_seconds(self) -> float:
@@ -109,6 +117,7 @@ class SolveRecord:
             "nonzeros": self.nonzeros,
             "integers": self.integers,
             "groups": self.groups,
+            "lp_bound": self.lp_bound,
             "verified": self.verification.ok,
             "problems": list(self.verification.problems[:20]),
             "attempts": [f"{a.rung}: {a.outcome}" for a in self.attempts],
@@ -125,6 +134,7 @@ class _Clock:
     verify: float = 0.0
     last: SolveResult | None = None
     attempts: list[Attempt] = field(default_factory=list)
+    lp_bound: float | None = None
 
 
 def _opts(options: LadderOptions, *, relax: bool = False, time_limit: float | None = None) -> SolveOptions:
@@ -160,6 +170,7 @@ def _record(rung: Rung, clock: _Clock, report: VerificationReport, alerts: tuple
         verification=report,
         attempts=tuple(clock.attempts),
         alerts=alerts,
+        lp_bound=clock.lp_bound,
     )
 
 
@@ -202,6 +213,14 @@ def solve_with_ladder(inputs: NetworkInputs, options: LadderOptions) -> tuple[pl
     if "mip" in rungs or "incumbent" in rungs:
         model = build_model(inputs)
         clock.build += build_seconds(model)
+        columns = sum(len(v) for v in model.component_objects(pyo.Var))
+        if options.mip_max_columns is not None and columns > options.mip_max_columns and "lp_rounded" in rungs:
+            clock.attempts.append(
+                Attempt("mip", f"skipped: {columns} columns above mip_max_columns {options.mip_max_columns}")
+            )
+            rungs = [r for r in rungs if r not in ("mip", "incumbent")]
+    if "mip" in rungs or "incumbent" in rungs:
+        assert model is not None
         mip_opts = _opts(options)
         if options.start == "lp_rounded" and (len(model.lane_open) or len(model.order_open)):
             seeded = _round_and_repair(model, inputs, options, clock, primary=False)
@@ -284,10 +303,12 @@ def _round_and_repair(
     if not relaxed.has_solution:
         clock.attempts.append(Attempt("lp_rounded", f"relaxation {relaxed.status} ({relaxed.termination})"))
         return False
+    if relaxed.status == "optimal":
+        clock.lp_bound = relaxed.objective
+    flow_on = _lane_flows(model)
+    if options.slope_scaling_rounds > 0 and len(model.lane_open):
+        flow_on = _slope_scaling(model, inputs, options, clock, limit)
     # round: open what carries flow; an order below its minimum is dropped (binary closed)
-    flow_on: dict[tuple[str, int], float] = defaultdict(float)
-    for (a, _k, t), v in list(model.ship_units.items()) + list(model.short_dated_ship_units.items()):
-        flow_on[(a, t)] += v.value or 0.0
     for (a, t), y in model.lane_open.items():
         y.fix(1.0 if flow_on[(a, t)] > max(EPS, 0.5 * (inputs.arcs[a].min_units or 0.0)) else 0.0)
     for (a, k, t), z in model.order_open.items():
@@ -295,7 +316,7 @@ def _round_and_repair(
         need = inputs.items[k].min_transfer_units
         room = sum(v.ub if v.ub is not None else float("inf") for v in _slot_vars(model, a, k, t))
         z.fix(1.0 if shipped >= 0.5 * need and shipped > EPS and room >= need else 0.0)
-    repaired = solve(model, _opts(options, time_limit=limit))
+    repaired = solve(model, _opts(options, relax=True, time_limit=limit))
     _account(clock, repaired, primary=primary)
     if not repaired.has_solution:
         # second chance: close every order binary the LP did not fill to its minimum
@@ -306,13 +327,35 @@ def _round_and_repair(
         for (a, t), y in model.lane_open.items():
             if flow_on[(a, t)] < (inputs.arcs[a].min_units or 0.0):
                 y.fix(0.0)
-        repaired = solve(model, _opts(options, time_limit=limit))
+        repaired = solve(model, _opts(options, relax=True, time_limit=limit))
         _account(clock, repaired, primary=primary)
     _unfix(model)
     if not repaired.has_solution:
         clock.attempts.append(Attempt("lp_rounded", f"repair {repaired.status} ({repaired.termination})"))
         return False
     return True
+
+
+def _lane_flows(model: pyo.ConcreteModel) -> dict[tuple[str, int], float]:
+    flow_on: dict[tuple[str, int], float] = defaultdict(float)
+    for (a, _k, t), v in list(model.ship_units.items()) + list(model.short_dated_ship_units.items()):
+        flow_on[(a, t)] += v.value or 0.0
+    return flow_on
+
+
+def _slope_scaling(
+    model: pyo.ConcreteModel, inputs: NetworkInputs, options: LadderOptions, clock: _Clock, limit: float
+) -> dict[tuple[str, int], float]:
+    """Lane-day flows of the best slope-scaling round (see `ballast.models.coordinator.slope_scaling`)."""
+    t0 = time.perf_counter()
+    fixed = {id(y): inputs.arcs[a].fixed_cost for (a, _t), y in model.lane_open.items()}
+    rounds, highs_seconds, best = slope_scaling(
+        model, fixed, options.slope_scaling_rounds, _opts(options, relax=True, time_limit=limit)
+    )
+    clock.solve += highs_seconds
+    clock.extract += time.perf_counter() - t0 - highs_seconds
+    logger.info("slope scaling: %d rounds, best value %.1f", rounds, best)
+    return _lane_flows(model)
 
 
 def _enforce_minimum_transfer(model: pyo.ConcreteModel, inputs: NetworkInputs, clock: _Clock) -> None:
@@ -377,7 +420,7 @@ def _enforce_minimum_transfer(model: pyo.ConcreteModel, inputs: NetworkInputs, c
                     for v in _slot_vars(model, a, k, t):
                         v.setlb(0.0)
                         v.setub(0.0)
-        result = solve(model, SolveOptions(time_limit_seconds=60.0, allow_nonoptimal=True))
+        result = solve(model, SolveOptions(time_limit_seconds=60.0, allow_nonoptimal=True, relax_integers=True))
         _account(clock, result, primary=False)
         for v, lb, ub in saved.values():
             v.setlb(lb)
@@ -558,8 +601,10 @@ def combine_records(records: list[SolveRecord]) -> SolveRecord:
     objs = [r.objective for r in records]
     gaps = [r.mip_gap for r in records if r.mip_gap is not None]
     problems = tuple(p for r in records for p in r.verification.problems)
+    bounds = [r.lp_bound for r in records]
     return replace(
         worst,
+        lp_bound=sum(b for b in bounds if b is not None) if all(b is not None for b in bounds) else None,
         objective=sum(objs) if all(o is not None for o in objs) else None,
         mip_gap=max(gaps) if gaps else None,
         build_seconds=sum(r.build_seconds for r in records),

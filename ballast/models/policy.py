@@ -208,7 +208,15 @@ def _describe(err: ValidationError, path: Path) -> str:
 
 def load_policy(path: Path) -> tuple[Policy, str]:
     """Load and check a policy file; return it with the sha256 of the file's bytes."""
-    data = path.read_bytes()
+    return _load_bytes(path.read_bytes(), path)
+
+
+def load_policy_text(text: str, source: str = "<policy text>") -> tuple[Policy, str]:
+    """Load and check a policy from its YAML text (a version kept in the rollout registry)."""
+    return _load_bytes(text.encode("utf-8"), Path(source))
+
+
+def _load_bytes(data: bytes, path: Path) -> tuple[Policy, str]:
     try:
         doc = yaml.safe_load(data)
     except yaml.YAMLError as exc:

@@ -113,9 +113,9 @@ def forecast_task(
     frames = inputs.frames
     notes: list[str] = []
     with open_warehouse(settings.db_path) as con:
-        before = forecast_store.latest_run(con)
+        before = forecast_store.run_in_force(con, as_of)
         if before is not None and not refit and needs_refresh(
-            before["finished_at"], as_of, policy.forecasting.max_age_hours, False
+            before["data_as_of"], as_of, policy.forecasting.max_age_hours, False
         ):
             last = (before["finished_at"] - before["started_at"]).total_seconds()
             if last > budget_seconds:
@@ -131,7 +131,8 @@ def forecast_task(
 
         def refresh():  # noqa: ANN202 - the forecast module's RefreshResult
             return run_forecast_refresh(
-                con, inputs.demand, frames["sites"], frames["items"], frames["lanes"], policy, settings, as_of.date()
+                con, inputs.demand, frames["sites"], frames["items"], frames["lanes"], policy, settings, as_of.date(),
+                data_as_of=as_of, demand_files_sha256=inputs.fingerprints["demand"]["sha256"],
             )
 
         if refit_allowed:
@@ -190,6 +191,18 @@ def plan_kpis(result: EngineResult, orders: pl.DataFrame, bundle: ForecastBundle
     }
 
 
+def governed_orders(
+    result: EngineResult, sites: pl.DataFrame, lanes_used: pl.DataFrame, policy: Policy, as_of: datetime
+) -> pl.DataFrame:
+    """The engine's orders with approval status and reasons (JSON) and the freeze-window flag."""
+    available = result.positions.positions.select("site_id", "sku", "available")
+    orders = assess_approvals(result.orders, sites, lanes_used, available, policy)
+    return orders.with_columns(
+        in_freeze_window(pl.col("ship_date"), as_of.date(), policy).alias("in_freeze_window"),
+        pl.Series("approval_reasons", [json.dumps(r) for r in orders.get_column("approval_reasons").to_list()]),
+    )
+
+
 def _prefect_artifacts(plan_id: str, kpis: dict, orders: pl.DataFrame, report: Path, mlflow_run_id: str) -> None:
     """A summary and the largest orders in the Prefect UI (the HTML report has the rest)."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -238,12 +251,7 @@ def publish_task(
         raise RuntimeError(f"the plan failed verification and is not published: {result.verification}")
     fingerprints = inputs.fingerprints
     with open_warehouse(settings.db_path) as con:
-        available = result.positions.positions.select("site_id", "sku", "available")
-        orders = assess_approvals(result.orders, inputs.frames["sites"], used_lanes(con), available, policy)
-        orders = orders.with_columns(
-            in_freeze_window(pl.col("ship_date"), as_of.date(), policy).alias("in_freeze_window"),
-            pl.Series("approval_reasons", [json.dumps(r) for r in orders.get_column("approval_reasons").to_list()]),
-        )
+        orders = governed_orders(result, inputs.frames["sites"], used_lanes(con), policy, as_of)
         kpis = plan_kpis(result, orders, bundle, as_of, policy.horizon_days)
         previous = inputs.previous_plan_id
         changes = diff_orders(order_status(con, previous), orders) if previous else pl.DataFrame()

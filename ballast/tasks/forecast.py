@@ -154,6 +154,9 @@ def run_forecast_refresh(
     workers: int = 1,
     map_fn: JobMap = sequential_jobs,
     now: datetime | None = None,
+    data_as_of: datetime | None = None,
+    origin: str = "live",
+    demand_files_sha256: str | None = None,
 ) -> RefreshResult:
     """Forecast every site×SKU series for `as_of`, refitting only what changed (all if `force`)."""
     import time
@@ -236,6 +239,10 @@ def run_forecast_refresh(
             "model_version": model_version,
             "config_json": json.dumps(asdict(config), sort_keys=True),
             "demand_digest": demand_digest(meta),
+            # The cycle clock the data was read at (backfills find forecasts "as known at T" by it).
+            "data_as_of": data_as_of,
+            "origin": origin,
+            "demand_files_sha256": demand_files_sha256,
         }
         forecast_store.save_run(con, row, fitted, fresh_fc, run_series)
         forecasts = forecast_store.run_forecasts(con, run_id)
@@ -309,9 +316,10 @@ def latest_or_refresh(
     refresh: Callable[[], RefreshResult],
 ) -> tuple[str, pl.DataFrame]:
     """What the 15-minute cycle calls: (run id, forecasts from today on), refreshing only if
-    told to or if the latest forecasts are older than `policy.forecasting.max_age_hours`."""
-    run = forecast_store.latest_run(con)
-    last = run["finished_at"] if run else None
+    told to or if the forecasts in force at `now` are older than `policy.forecasting.max_age_hours`
+    (age on the cycle's clock, so a replay of `now` picks the same run)."""
+    run = forecast_store.run_in_force(con, now)
+    last = run["data_as_of"] if run else None
     if fc.needs_refresh(last, now, policy.forecasting.max_age_hours, refit):
         result = refresh()
         return result.run_id, result.forecasts.filter(pl.col("day") >= now.date())

@@ -165,10 +165,12 @@ def test_malformed_flows_are_caught(change, expected):
 
 
 def test_lane_capacity_breach_is_caught():
+    from ballast.models.coordinator import flows_frame
+
     result = _plan()
-    flows = result.flows
-    # put 25 on A→B (capacity 20): stock is there, the lane is not wide enough
-    row = flows.filter(pl.col("origin") == "A").head(1).with_columns(qty=pl.lit(25.0))
+    # put 25 on A→B (capacity 20): stock is there, the lane is not wide enough (built by hand: A and C
+    # cost the same, so which of them the solver uses is a tie)
+    row = flows_frame(result.inputs, {("A>B:road", "X", 0): [25.0, 0.0]})
     report = verify_plan(result.inputs, row)
     assert any("above lane capacity" in p for p in report.problems)
 
@@ -183,3 +185,78 @@ def test_forbidden_lane_is_caught():
     )
     fake = result.flows.with_columns(arc_id=pl.lit("A>B:road"), origin=pl.lit("A"))
     assert any("forbidden" in p for p in verify_plan(result.inputs, fake).problems)
+
+
+# --- whole units: the echelon-ordered repair -------------------------------------------------
+
+
+def _three_echelons():
+    """Plant P → DC D → hub H, one SKU: H sells 3 a day for 8 days, D holds 1 u, P holds 100."""
+    return run(
+        sites=[site("P", kind="plant", echelon=1), site("D", kind="dc", echelon=2), site("H", kind="hub", echelon=3)],
+        lanes=[lane("P", "D"), lane("D", "H")],
+        inventory=[stock("P", 100), stock("D", 1), stock("H", 0)],
+        demand={("H", "X"): [3.0] * 8},
+        pol=policy(horizon_days=8),
+    )
+
+
+def _fractional_relay(inputs):
+    """D receives 2.4 u on each of days 1..5 (12 u, 13 with its own) and passes 6.5 u on to H on days 5
+    and 6: it verifies."""
+    from ballast.models.coordinator import flows_frame
+
+    plan = {("P>D:road", "X", t): [2.4, 0.0] for t in range(5)}
+    plan[("D>H:road", "X", 5)] = [6.5, 0.0]
+    plan[("D>H:road", "X", 6)] = [6.5, 0.0]
+    return flows_frame(inputs, plan)
+
+
+def test_naive_rounding_of_a_relay_through_a_dc_fails_and_the_echelon_repair_does_not():
+    from ballast.models.engine import echelon_round, whole_units
+
+    # given: a fractional multi-echelon plan that verifies
+    inputs = _three_echelons().inputs
+    flows = _fractional_relay(inputs)
+    verified = verify_plan(inputs, flows)
+    assert verified.ok, verified.summary()
+    # naive rounding leaves D 11 u to send 13 u (nearest) or 12 u (down) on: the plan no longer verifies
+    for whole in (pl.col("qty").round(0), pl.col("qty").floor()):
+        naive = verify_plan(inputs, flows.with_columns(qty=whole))
+        assert not naive.ok
+        assert any("D X day 6" in p and "< 0" in p for p in naive.problems)
+    # when: the echelon-ordered repair rounds what D receives, then shrinks what it sends on
+    repaired = echelon_round(inputs, flows, "round")
+    # then: whole units that verify: 5 × 2 u into D; out 7 u, then 4 u (the later departure shrinks by 3)
+    assert verify_plan(inputs, repaired).ok
+    got = {(o, t): q for o, t, q in repaired.select("origin", "ship_day", "qty").iter_rows()}
+    assert got == {**{("P", t): 2.0 for t in range(5)}, ("D", 5): 7.0, ("D", 6): 4.0}
+    # and the engine's whole-unit step takes it, with no fractional-plan alert
+    whole, report, alert = whole_units(inputs, flows, verified)
+    assert alert is None and report.ok
+    assert whole.equals(repaired)
+
+
+def test_echelon_repair_shrinks_the_order_that_stays_above_the_minimum_transfer():
+    from ballast.models.coordinator import flows_frame
+    from ballast.models.engine import echelon_round
+
+    # given: hub A holds 18.9 u and sends 9.4 u to B and 9.5 u to C on day 0; the minimum transfer is 9 u
+    hubs = [site(s, kind="hub", echelon=3) for s in ("A", "B", "C")]
+    result = run(
+        sites=hubs,
+        lanes=[lane("A", "B"), lane("A", "C")],
+        inventory=[stock("A", 18.9), stock("B", 0), stock("C", 0)],
+        demand={("B", "X"): [0.0, 10.0], ("C", "X"): [0.0, 10.0]},
+        pol=policy(minimum_transfer={"units": 9.0, "value": 0.0}),
+    )
+    inputs = result.inputs
+    flows = flows_frame(inputs, {("A>B:road", "X", 0): [9.4, 0.0], ("A>C:road", "X", 0): [9.5, 0.0]})
+    assert verify_plan(inputs, flows).ok
+    # nearest rounding ships 9 + 10 = 19 u: more than A holds
+    assert not verify_plan(inputs, flows.with_columns(qty=pl.col("qty").round(0))).ok
+    # when
+    repaired = echelon_round(inputs, flows, "round")
+    # then: the unit comes off the 10 u order (to 9 u), not off the 9 u one (which would fall under 9 u)
+    assert dict(repaired.select("destination", "qty").iter_rows()) == {"B": 9.0, "C": 9.0}
+    assert verify_plan(inputs, repaired).ok

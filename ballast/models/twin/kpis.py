@@ -1,0 +1,84 @@
+"""KPIs of one simulated run, and their ratios to the perfect-information bound."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from ballast.models.twin.network import TwinNetwork
+from ballast.models.twin.sim import Ledger
+
+RATIO_KPIS = ("total_cost", "holding_cost", "transport_cost", "shortage_cost", "lost_units")
+
+
+def ping_pongs(ledger: Ledger, network: TwinNetwork, within_days: int) -> int:
+    """Transfers A→B of a SKU followed by B→A of the same SKU within `within_days` days."""
+    last: dict[tuple[int, int, int], list[int]] = defaultdict(list)  # (origin, dest, sku) -> ship days
+    count = 0
+    for s in sorted((s for s in ledger.shipments if s.kind == "transfer"), key=lambda s: s.ship_day):
+        back = last.get((s.dest, s.origin, s.sku), [])
+        if any(0 <= s.ship_day - d <= within_days for d in back):
+            count += 1
+        last[(s.origin, s.dest, s.sku)].append(s.ship_day)
+    return count
+
+
+def run_kpis(ledger: Ledger, network: TwinNetwork, ping_pong_days: int) -> dict[str, float]:
+    """Service, cost and activity figures of one run (money in the items' currency)."""
+    days = ledger.demand.shape[0]
+    demand = float(ledger.demand.sum())
+    unmet = float(ledger.unmet.sum())
+    sold_value = float((ledger.sales.sum(axis=(0, 1)) * network.unit_cost).sum())
+    stock_value = float((ledger.stock * network.unit_cost[None, None, :]).sum(axis=(1, 2)).mean())
+    transfers = [s for s in ledger.shipments if s.kind == "transfer"]
+    laterals = [s for s in transfers if network.kind[s.origin] == network.kind[s.dest]]
+    purchases = [s for s in ledger.shipments if s.kind == "purchase"]
+    return {
+        "fill_rate": 1.0 - unmet / demand if demand else 1.0,
+        "demand_units": demand,
+        "lost_units": unmet,
+        "stockout_days": float((ledger.unmet > 0).sum()),
+        "holding_cost": float(ledger.holding_cost.sum()),
+        "transport_cost": float(ledger.transport_cost.sum()),
+        "purchase_cost": float(ledger.purchase_cost.sum()),
+        "shortage_cost": float(ledger.shortage_cost.sum()),
+        "total_cost": ledger.total_cost(),
+        "inventory_turns": sold_value / stock_value * 365.0 / days if stock_value else 0.0,
+        "transfers": float(len(transfers)),
+        "transfer_value": float(sum(s.qty * network.unit_cost[s.sku] for s in transfers)),
+        "lateral_transfers": float(len(laterals)),
+        "purchases": float(len(purchases)),
+        "ping_pongs": float(ping_pongs(ledger, network, ping_pong_days)),
+        "orders": float(ledger.orders_submitted),
+        "approval_share": ledger.orders_needing_approval / ledger.orders_submitted if ledger.orders_submitted else 0.0,
+        "short_shipped_units": ledger.short_shipped_units,
+        "refused_cycles": float(len(ledger.refused_cycles)),
+    }
+
+
+def with_bound_ratios(kpis: dict[str, float], bound: dict[str, float] | None) -> dict[str, float]:
+    """Add `<kpi>_vs_bound` = policy / bound for the cost and shortage KPIs (when the bound has them)."""
+    out = dict(kpis)
+    if not bound:
+        return out
+    for key in RATIO_KPIS:
+        b = bound.get(key)
+        if b is not None and abs(b) > 1e-9:
+            out[f"{key}_vs_bound"] = kpis[key] / b
+    if "fill_rate" in bound and bound["fill_rate"] > 0:
+        out["fill_rate_vs_bound"] = kpis["fill_rate"] / bound["fill_rate"]
+    return out
+
+
+def stock_series(ledger: Ledger, nodes: list[int]) -> np.ndarray:
+    """End-of-day units held at each of `nodes` [day, len(nodes)]."""
+    return ledger.stock[:, nodes, :].sum(axis=2)
+
+
+def most_affected(ledger: Ledger, top: int = 3) -> list[int]:
+    """The nodes with the most unmet demand (then the largest stock swing)."""
+    unmet = ledger.unmet.sum(axis=(0, 2))
+    swing = np.ptp(ledger.stock.sum(axis=2), axis=0)
+    order = np.lexsort((-swing, -unmet))
+    return [int(n) for n in order[:top]]

@@ -1,0 +1,59 @@
+"""End to end: the simulate flow runs the real planning cycle on the simulator's extracts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+import yaml
+
+from ballast.models.twin import scenarios
+from ballast.models.twin.config import DEFAULTS_PATH
+
+
+@pytest.mark.slow
+def test_simulate_two_days_with_a_wms_fault_on_day_one(
+    ballast_home: Path, prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ballast.flows.simulate import SimulateParams, simulate
+    from ballast.io.twin_store import SimulationHome, load_results
+
+    # given a tiny twin (4 SKUs) and the data_fault scenario moved to day 1 of a 2-day run
+    raw = yaml.safe_load(DEFAULTS_PATH.read_text())
+    raw["network"] |= {"skus": 4, "history_days": 60}
+    raw["baselines"] |= {"multipliers": [1.0], "review_days": [1], "training_seeds": [1001]}
+    twin = tmp_path / "twin.yaml"
+    twin.write_text(yaml.safe_dump(raw))
+    fault = scenarios.Scenario("data_fault", "WMS fault on day 1", (scenarios.Effect("stale_wms", 1, 2),))
+    monkeypatch.setitem(scenarios.SCENARIOS, "data_fault", fault)
+
+    # when
+    out = simulate(
+        SimulateParams(
+            name="e2e",
+            scenarios=("data_fault",),
+            seeds=(1,),
+            days=2,
+            twin=twin,
+            policies=("ballast", "no_transfers", "bound"),
+            home=ballast_home,
+        )
+    )
+
+    # then every policy was recorded and the report written
+    sim = SimulationHome(Path(out["root"]))
+    runs, daily = load_results(sim)
+    assert sorted(runs["policy"].to_list()) == ["ballast", "bound", "no_transfers"]
+    ballast = runs.filter(runs["policy"] == "ballast").row(0, named=True)
+    assert ballast["refused_cycles"] == 1.0  # day 1: the cycle refused, the simulation went on
+    assert ballast["demand_units"] > 0 and daily.filter(daily["policy"] == "ballast")["day"].max() == 1
+    assert sim.report_path.exists()
+    # the planner's own warehouse shows one published cycle and one blocked by the stale inventory
+    run_home = sim.run_home("data_fault", 1)
+    with duckdb.connect(str(run_home / "data" / "ballast.duckdb"), read_only=True) as con:
+        outcomes = con.execute("SELECT outcome, reason FROM cycle_runs ORDER BY as_of").fetchall()
+    assert outcomes[0][0] in ("published", "unchanged")
+    assert outcomes[-1][0] == "blocked" and "inventory" in outcomes[-1][1]
+    # isolation: nothing was written to the live home outside simulations/
+    assert sorted(p.name for p in ballast_home.iterdir()) == ["simulations"]

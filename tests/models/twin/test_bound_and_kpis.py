@@ -1,0 +1,68 @@
+"""The perfect-information bound is below every policy; KPIs count what they say."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ballast.models.twin.kpis import ping_pongs, run_kpis, with_bound_ratios
+from ballast.models.twin.sim import Ledger, Shipment
+from ballast.models.twin.world import run_baseline, run_bound
+
+
+def test_bound_is_at_most_every_baseline_cost(make_small_world) -> None:  # noqa: ANN001
+    world = make_small_world("regional_surge", 2, 8)
+    lp = run_bound(world, integer_lanes=False)
+    mip = run_bound(world, integer_lanes=True, time_limit_seconds=60)
+    assert lp is not None and lp.status == "optimal" and mip is not None
+    # switching lanes on and off can only cost more than paying a fraction of their fixed cost
+    assert lp.kpis["total_cost"] <= mip.kpis["total_cost"] + 1e-6
+    assert mip.kpis["total_cost"] <= mip.kpis["incumbent_cost"] + 1e-6
+    for kind in ("no_transfers", "reactive"):
+        for m, r in ((0.8, 1), (1.25, 3)):
+            cost = run_baseline(world, kind, m, r, 1.65).total_cost()
+            assert mip.kpis["total_cost"] <= cost + 1e-6
+    assert 0.0 <= mip.kpis["fill_rate"] <= 1.0
+
+
+def test_bound_on_a_hand_case_moves_stock_laterally_instead_of_losing_sales(tiny) -> None:  # noqa: ANN001
+    from ballast.models.twin.bound import build_bound, solve_bound
+    from ballast.models.twin.paths import Paths
+
+    days = 3
+    demand = np.zeros((days, tiny.n_nodes, 1))
+    demand[:, 2, 0] = [8, 8, 8]  # A: 24 needed, holds 10; B holds 40 and sells nothing; DC has 100
+    paths = Paths(
+        demand,
+        np.tile(tiny.lane_lead, (days, 1)),
+        np.tile(tiny.out_capacity, (days, 1)),
+        np.zeros(days, dtype=bool),
+        demand.copy(),
+    )
+    res = solve_bound(build_bound(tiny, paths, np.array([20.0]), np.array([5.0])), tiny, paths)
+    # no sale is lost; 14 units reach A by day 1 on the cheapest lane (B→A at 0.2, no fixed cost)
+    assert res.kpis["lost_units"] == pytest.approx(0.0)
+    assert res.kpis["transport_cost"] == pytest.approx(14 * 0.2)
+
+
+def _ship(day: int, o: int, d: int) -> Shipment:
+    return Shipment(f"S{day}{o}{d}", 0, o, d, 0, 5.0, day, day + 1, "transfer")
+
+
+def test_ping_pong_counts_a_return_within_the_window(tiny) -> None:  # noqa: ANN001
+    z = np.zeros((1, 4, 1))
+    led = Ledger(z, z, z, z, z, np.zeros(1), np.zeros(1), np.zeros(1), np.zeros(1))
+    led.shipments = [_ship(0, 2, 3), _ship(3, 3, 2), _ship(30, 2, 3)]
+    assert ping_pongs(led, tiny, 14) == 1
+    assert ping_pongs(led, tiny, 2) == 0
+
+
+def test_kpis_and_ratios(world_steady) -> None:  # noqa: ANN001
+    ledger = run_baseline(world_steady, "no_transfers", 1.0, 1, 1.65)
+    k = run_kpis(ledger, world_steady.network, 14)
+    assert 0.0 <= k["fill_rate"] <= 1.0
+    assert k["total_cost"] == pytest.approx(
+        k["holding_cost"] + k["transport_cost"] + k["purchase_cost"] + k["shortage_cost"]
+    )
+    r = with_bound_ratios(k, {"total_cost": k["total_cost"] / 2, "fill_rate": 1.0})
+    assert r["total_cost_vs_bound"] == pytest.approx(2.0)

@@ -1,0 +1,77 @@
+"""Common random numbers and scenario effects."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ballast.models.twin import baselines as bl
+from ballast.models.twin.scenarios import SCENARIOS, get_scenario, scenario_names
+from ballast.models.twin.world import run_baseline
+
+
+def test_every_policy_sees_the_same_demand_and_lead_times(make_small_world) -> None:  # noqa: ANN001
+    a, b = make_small_world("steady", 5, 8), make_small_world("steady", 5, 8)
+    assert np.array_equal(a.paths.demand, b.paths.demand)
+    assert np.array_equal(a.paths.lead, b.paths.lead)
+    none = run_baseline(a, "no_transfers", 1.0, 1, 1.65)
+    reactive = run_baseline(b, "reactive", 1.5, 3, 1.65)
+    assert np.array_equal(none.demand, reactive.demand)
+    assert make_small_world("steady", 6, 8).paths.demand.sum() != a.paths.demand.sum()
+
+
+def test_simulated_demand_matches_the_history_level(make_small_world) -> None:  # noqa: ANN001
+    w = make_small_world("steady", 1, 56)
+    hist = w.network.history[-56:].sum()
+    assert w.paths.demand.sum() == pytest.approx(hist, rel=0.15)
+
+
+def test_regional_surge_raises_dach_hub_demand_only_in_its_window(make_small_world) -> None:  # noqa: ANN001
+    w = make_small_world("regional_surge", 1, 21)
+    net = w.network
+    dach = [n for n in range(net.n_nodes) if net.kind[n] == "hub" and net.country[n] in ("DE", "AT", "CH")]
+    other = [n for n in range(net.n_nodes) if net.kind[n] == "hub" and n not in dach]
+    steady = make_small_world("steady", 1, 21)
+    assert w.paths.demand[5:19, dach].sum() > 1.4 * steady.paths.demand[5:19, dach].sum()
+    assert np.array_equal(w.paths.expected_demand[:, other], steady.paths.expected_demand[:, other])
+
+
+def test_port_congestion_triples_one_lane_plant_outage_stops_the_plant_data_fault_flags_day_6(make_small_world) -> None:  # noqa: ANN001
+    port = make_small_world("port_congestion", 1, 21)
+    steady = make_small_world("steady", 1, 21)
+    changed = np.flatnonzero((port.paths.lead != steady.paths.lead).any(axis=0))
+    assert len(changed) == 1
+    lane = changed[0]
+    assert port.paths.lead[3:17, lane].min() >= 3 * port.network.lane_lead[lane]
+    outage = make_small_world("plant_outage", 1, 21)
+    plant = outage.network.kind.index("plant")
+    assert outage.paths.out_capacity[4:11, plant].max() == 0.0
+    assert outage.paths.out_capacity[11:, plant].min() > 0.0
+    fault = make_small_world("data_fault", 1, 21)
+    assert np.flatnonzero(fault.paths.stale_wms).tolist() == [6]
+
+
+def test_supplier_delay_adds_seven_days_to_its_lanes(make_small_world) -> None:  # noqa: ANN001
+    w = make_small_world("supplier_delay", 1, 21)
+    steady = make_small_world("steady", 1, 21)
+    sup = w.network.nodes.index("SUP-01")
+    lanes = np.flatnonzero(w.network.lane_origin == sup)
+    assert (w.paths.lead[:14, lanes] - steady.paths.lead[:14, lanes] == 7).all()
+    assert (w.paths.lead[14:, lanes] == steady.paths.lead[14:, lanes]).all()
+
+
+def test_scenario_names_are_checked() -> None:
+    assert scenario_names("all") == list(SCENARIOS)
+    assert scenario_names("steady, promotion") == ["steady", "promotion"]
+    with pytest.raises(KeyError, match="unknown scenario 'nope'"):
+        get_scenario("nope")
+
+
+def test_base_stock_level_is_lead_plus_review_cover_with_safety(tiny) -> None:  # noqa: ANN001
+    from ballast.models.twin.paths import fit_demand
+
+    model = fit_demand(tiny, 28, 0.5)  # history: 5/day flat at each hub, no variance -> k huge
+    rule = bl.base_stock_levels(tiny, model, 1.0, 0.0, review_days=1)
+    assert rule.level[2, 0] == 10.0  # 5/day × (lead 1 + review 1)
+    assert rule.level[1, 0] == 40.0  # DC serves both hubs: 10/day × (lead 3 + 1)
+    assert rule.level[0, 0] == 0.0  # suppliers hold nothing
