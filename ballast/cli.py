@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape as esc  # ids, file names and reasons are data, never rich markup
 from rich.table import Table
 
 from ballast.settings import Settings
@@ -94,7 +95,9 @@ def _print_ingest(report: object) -> None:
     for col in ("status", "file", "message"):
         table.add_column(col)
     for o in report.outcomes:  # type: ignore[attr-defined]
-        table.add_row(f"[{STATUS_STYLE[o.status]}]{o.status}[/]", Path(o.file).name, o.message.split(": ", 1)[-1])
+        table.add_row(
+            f"[{STATUS_STYLE[o.status]}]{o.status}[/]", esc(Path(o.file).name), esc(o.message.split(": ", 1)[-1])
+        )
     if not report.outcomes:  # type: ignore[attr-defined]
         console.print("ingest: the inbox holds no delivered files")
     else:
@@ -108,8 +111,8 @@ def _print_gates(rows: list) -> None:
     for r in rows:
         detail = "\n".join([*r.reasons, *r.examples])
         table.add_row(
-            r.extract, r.file_name, f"{r.rows_in:,}", f"{r.rows_staged:,}", f"{r.rows_quarantined:,}",
-            f"[{OUTCOME_STYLE[r.outcome]}]{r.outcome}[/]", detail,
+            r.extract, esc(r.file_name), f"{r.rows_in:,}", f"{r.rows_staged:,}", f"{r.rows_quarantined:,}",
+            f"[{OUTCOME_STYLE[r.outcome]}]{r.outcome}[/]", esc(detail),
         )
     if rows:
         console.print(table)
@@ -326,11 +329,11 @@ def plans_show(plan_id: str, orders: Annotated[int, typer.Option(help="Show at m
     with open_warehouse(Settings().db_path, read_only=True) as con:
         plan = query_frame(con, "SELECT * FROM plans WHERE plan_id = ?", [plan_id])
         if plan.is_empty():
-            console.print(f"no plan {plan_id!r} (see `ballast plans list`)")
+            console.print(f"no plan {plan_id!r} (see `ballast plans list`)", markup=False)
             raise typer.Exit(code=1)
         status = order_status(con, plan_id)
     p = plan.row(0, named=True)
-    console.print(f"[bold]plan {plan_id}[/] as of {p['as_of']} ({p['mode']}), policy {p['policy_version']}")
+    console.print(f"[bold]plan {esc(plan_id)}[/] as of {p['as_of']} ({p['mode']}), policy {p['policy_version']}")
     console.print(f"solve: {p['solve']}", markup=False, highlight=False)
     console.print(f"kpis:  {p['kpis']}", markup=False, highlight=False)
     if p["degraded"] != "[]":
@@ -342,8 +345,8 @@ def plans_show(plan_id: str, orders: Annotated[int, typer.Option(help="Show at m
     for o in status.head(orders).iter_rows(named=True):
         table.add_row(
             o["order_id"], o["status"] + (" · released" if o["released"] else ""),
-            f"{o['sku']} {o['origin']}→{o['destination']} ({o['mode']})", str(o["ship_date"]), f"{o['qty']:,.0f}",
-            f"{o['value'] or 0:,.0f}", o["explanation"] or "",
+            esc(f"{o['sku']} {o['origin']}→{o['destination']} ({o['mode']})"), str(o["ship_date"]), f"{o['qty']:,.0f}",
+            f"{o['value'] or 0:,.0f}", esc(o["explanation"] or ""),
         )
     console.print(table)
     if status.height > orders:
@@ -361,16 +364,17 @@ def plans_diff(plan_a: str, plan_b: str) -> None:
         a, b = order_status(con, plan_a), order_status(con, plan_b)
     for pid, frame in ((plan_a, a), (plan_b, b)):
         if frame.is_empty():
-            console.print(f"plan {pid} has no orders (or does not exist)")
+            console.print(f"plan {pid} has no orders (or does not exist)", markup=False)
     changes = diff_orders(a, b) if not (a.is_empty() and b.is_empty()) else None
     if changes is None or changes.is_empty():
         console.print("no order differs")
         return
-    table = Table(title=f"{plan_a} → {plan_b}")
+    table = Table(title=esc(f"{plan_a} → {plan_b}"))
     for col in ("change", "sku", "move", "ship", "qty before", "qty after"):
         table.add_column(col)
     for c in changes.iter_rows(named=True):
-        table.add_row(c["change"], c["sku"], f"{c['origin']}→{c['destination']} ({c['mode']})", str(c["ship_date"]),
+        table.add_row(c["change"], esc(c["sku"]), esc(f"{c['origin']}→{c['destination']} ({c['mode']})"),
+                      str(c["ship_date"]),
                       "" if c["qty_before"] is None else f"{c['qty_before']:,.0f}",
                       "" if c["qty_after"] is None else f"{c['qty_after']:,.0f}")
     console.print(table)
@@ -387,7 +391,7 @@ def _decide(decision: str, plan_id: str, order: list[str] | None, by: str, reaso
     with open_warehouse(settings.db_path) as con:
         rows = con.execute("SELECT policy_version FROM plans WHERE plan_id = ?", [plan_id]).fetchall()
         if not rows:
-            console.print(f"no plan {plan_id!r} (see `ballast plans list`)")
+            console.print(f"no plan {plan_id!r} (see `ballast plans list`)", markup=False)
             raise typer.Exit(code=1)
         # The planners of the policy in force: a promoted champion's, else the settings' policy file.
         champion = champion_policy(con)
@@ -396,7 +400,7 @@ def _decide(decision: str, plan_id: str, order: list[str] | None, by: str, reaso
             check_approver(by, policy)
             decided = decide_orders(con, plan_id, order or None, decision, by, reason, datetime.now(UTC))
         except (NotAllowed, KeyError, ValueError) as exc:
-            console.print(f"[bold red]refused[/]: {exc}")
+            console.print(f"[bold red]refused[/]: {esc(str(exc))}")
             raise typer.Exit(code=1) from None
         written = deliver_outbox(con, settings.outbox_dir, datetime.now(UTC))
     console.print(f"{decision} {len(decided)} order(s) of plan {plan_id} by {by}")
@@ -467,7 +471,7 @@ def lineage(plan_id: str, order: Annotated[str | None, typer.Option(help="Trace 
     with open_warehouse(settings.db_path, read_only=True) as con:
         plan = query_frame(con, "SELECT * FROM plans WHERE plan_id = ?", [plan_id])
         if plan.is_empty():
-            console.print(f"no plan {plan_id!r}")
+            console.print(f"no plan {plan_id!r}", markup=False)
             raise typer.Exit(code=1)
         p = plan.row(0, named=True)
         files = query_frame(
@@ -481,12 +485,12 @@ def lineage(plan_id: str, order: Annotated[str | None, typer.Option(help="Trace 
         if order:
             o = query_frame(con, "SELECT * FROM transfer_orders WHERE plan_id = ? AND order_id = ?", [plan_id, order])
             if o.is_empty():
-                console.print(f"plan {plan_id} has no order {order}")
+                console.print(f"plan {plan_id} has no order {order}", markup=False)
                 raise typer.Exit(code=1)
             chosen = o.row(0, named=True)
     if chosen:
-        console.print(f"[bold]order {order}[/]: {chosen['qty']:,.0f} × {chosen['sku']} {chosen['origin']}→"
-                      f"{chosen['destination']} ship {chosen['ship_date']}")
+        console.print(f"[bold]order {esc(order)}[/]: {chosen['qty']:,.0f} × " + esc(
+            f"{chosen['sku']} {chosen['origin']}→{chosen['destination']} ship {chosen['ship_date']}"))
         console.print(f"  why: {chosen['explanation']}", markup=False)
         console.print(f"  reason data: {chosen['reason']}", markup=False, highlight=False)
     console.print(f"[bold]plan {plan_id}[/] as of {p['as_of']} ({p['mode']})")

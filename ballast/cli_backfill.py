@@ -11,15 +11,16 @@ import typer
 from rich.console import Console
 
 console = Console(width=None if sys.stdout.isatty() else 160)
+EXAMPLE = "2026-11-23T06:00Z"
 
 
 def _time(value: str, name: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise typer.BadParameter(f"{value!r} is not an ISO-8601 time such as 2026-11-23T06:00Z", param_hint=name) from None
+        raise typer.BadParameter(f"{value!r} is not an ISO-8601 time such as {EXAMPLE}", param_hint=name) from None
     if parsed.tzinfo is None:
-        raise typer.BadParameter(f"{value!r} has no time zone; write it in UTC, e.g. 2026-11-23T06:00Z", param_hint=name)
+        raise typer.BadParameter(f"{value!r} has no time zone; write it in UTC, e.g. {EXAMPLE}", param_hint=name)
     return parsed.astimezone(UTC)
 
 
@@ -27,11 +28,15 @@ def backfill(
     start: Annotated[str, typer.Option("--start", help="First as-of, ISO-8601 with zone (e.g. 2026-11-16T00:00Z).")],
     end: Annotated[str, typer.Option("--end", help="Last as-of (included), ISO-8601 with zone.")],
     every: Annotated[str, typer.Option("--every", help="Step between as-ofs: 15m, 1h, 1d (any whole m/h/d).")] = "1h",
-    policy: Annotated[Path | None, typer.Option(help="What-if: plan every as-of under this policy file instead of the one in force then.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replan as-ofs already backfilled with the same inputs.")] = False,
-    dask: Annotated[bool, typer.Option("--dask", help="Plan on a local Dask cluster (prefect-dask) instead of in this process.")] = False,
+    policy: Annotated[Path | None, typer.Option(
+        help="What-if: plan every as-of under this policy file instead of the one in force then.")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replan as-ofs already backfilled with the same inputs.")] = False,
+    dask: Annotated[bool, typer.Option(
+        "--dask", help="Plan on a local Dask cluster (prefect-dask) instead of in this process.")] = False,
     workers: Annotated[int, typer.Option(help="Dask worker processes (and plans in flight).", min=1)] = 2,
-    dask_address: Annotated[str | None, typer.Option("--dask-address", help="Use a running Dask scheduler, e.g. tcp://10.0.0.5:8786 (implies --dask).")] = None,
+    dask_address: Annotated[str | None, typer.Option(
+        "--dask-address", help="Use a running Dask scheduler, e.g. tcp://scheduler:8786 (implies --dask).")] = None,
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip the HTML report.")] = False,
 ) -> None:
     """Replay the planning cycle at every as-of from --start to --end, as the warehouse knew it then.

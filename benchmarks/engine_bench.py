@@ -132,8 +132,9 @@ def run_size(size: str, time_limit: float, persistent: bool, mip: bool = False) 
         "mip_gap": r.mip_gap,
         "objective": r.objective,
         "lp_bound": r.lp_bound,
-        "gap_to_lp_bound": (r.objective - r.lp_bound) / abs(r.objective)
-        if r.objective and r.lp_bound is not None
+        "plan_cost": r.plan_cost,  # the published (whole-unit) plan, replayed
+        "gap_to_lp_bound": (r.plan_cost - r.lp_bound) / abs(r.plan_cost)
+        if r.plan_cost and r.lp_bound is not None
         else None,
         "whole_units": bool((flows["qty"] == flows["qty"].round(0)).all())
         and not any(a.startswith("quantities left fractional") for a in r.alerts),
@@ -181,10 +182,13 @@ def _print(res: dict) -> None:
             f"    persistent contrib HiGHS set_instance: {res['persistent_set_instance_s']:.2f}s (vs direct handoff {lp['handoff_s']:.2f}s)"
         )
     gap = en.get("gap_to_lp_bound")
+    objective = "n/a" if en["objective"] is None else f"{en['objective']:,.0f}"
+    cost = "n/a" if en.get("plan_cost") is None else f"{en['plan_cost']:,.0f}"
+    bound = "n/a" if en.get("lp_bound") is None else f"{en['lp_bound']:,.0f}"
     print(
         f"engine: {res['engine_total_s']:.1f}s total ({res.get('engine_cpu_s', float('nan')):.1f}s CPU); "
-        f"rung {en['rung']} ({en['termination']}), MIP gap {en['mip_gap']}, objective {en['objective']:,.0f}, "
-        f"LP bound {en.get('lp_bound') or float('nan'):,.0f}, gap to LP bound "
+        f"rung {en['rung']} ({en['termination']}), MIP gap {en['mip_gap']}, objective {objective}, "
+        f"published plan {cost}, LP bound {bound}, published plan's gap to LP bound "
         f"{'n/a' if gap is None else f'{gap:.2%}'}; {en['orders']} orders, verified {en['verified']}, "
         f"whole units {en.get('whole_units')}"
     )
@@ -221,10 +225,10 @@ def main() -> None:
             print(f"== {size}: failed ==\n{proc.stderr[-3000:]}")
             continue
         res = json.loads(proc.stdout.strip().splitlines()[-1])
-        _print(res)
         if args.json:
             with open(args.json, "a") as fh:
                 fh.write(json.dumps(res, default=str) + "\n")
+        _print(res)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ as-of order. At most `2 × workers` jobs are in flight, so memory stays bounded 
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections import deque
@@ -113,8 +114,8 @@ def _dask_runner(params: BackfillParams):  # noqa: ANN202 - prefect_dask.DaskTas
     if params.dask_address:
         return DaskTaskRunner(address=params.dask_address)
     # One thread per worker process: the engine is CPU-bound Python + HiGHS, threads would share a GIL.
-    return DaskTaskRunner(cluster_kwargs={"n_workers": params.workers, "threads_per_worker": 1,
-                                          "processes": True, "dashboard_address": None})
+    return DaskTaskRunner(cluster_kwargs={"n_workers": params.workers, "threads_per_worker": 1, "processes": True,
+                                          "dashboard_address": None, "silence_logs": logging.WARNING})
 
 
 def runner_label(params: BackfillParams) -> str:
@@ -212,6 +213,6 @@ def _report(settings: Settings, params: BackfillParams, backfill_id: str) -> Pat
             diffs.append({"as_of": as_of, "live_plan_id": live, "plan_id": plan_id, "live_orders": before.height,
                           "orders": after.height, "changes": diff_orders(before, after)})
     run = {"backfill_id": backfill_id, "start": params.start.isoformat(), "end": params.end.isoformat(),
-           "every": params.every, "runner": runner_label(params), "policy": str(params.policy) if params.policy else None,
-           "force": params.force}
+           "every": params.every, "runner": runner_label(params), "force": params.force,
+           "policy": str(params.policy) if params.policy else None}
     return render_backfill_report(run, kpis, steps, diffs, settings.reports_dir / "backfills" / f"{backfill_id}.html")

@@ -4,8 +4,8 @@
 The backfilled plans themselves are ordinary rows of `plans` with `mode = 'backfill'`; they are
 never released and never reach the outbox (`plans.publish` releases live plans only). Whether an
 as-of is done is read from `plans` (same as-of, policy, code and input fingerprints), so a killed
-backfill resumes from what was committed, and a step row is written in the same transaction as
-its plan.
+backfill resumes from what was committed (a step row follows its plan's commit; a kill between
+the two leaves the plan, which the rerun finds and records as skipped).
 """
 
 from __future__ import annotations

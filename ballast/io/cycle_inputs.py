@@ -57,7 +57,9 @@ def latest_files(con: duckdb.DuckDBPyConnection, as_of: datetime, known_at: date
     return [LatestFile(*r) for r in rows]
 
 
-def passing_as_of(con: duckdb.DuckDBPyConnection, as_of: datetime, known_at: datetime | None = None) -> dict[str, datetime]:
+def passing_as_of(
+    con: duckdb.DuckDBPyConnection, as_of: datetime, known_at: datetime | None = None
+) -> dict[str, datetime]:
     rows = con.execute(
         f"""SELECT extract, max(as_of) FROM gate_results g
            WHERE as_of <= ? AND outcome IN ('pass', 'pass_with_quarantine') AND {_KNOWN} GROUP BY extract""",
@@ -66,7 +68,9 @@ def passing_as_of(con: duckdb.DuckDBPyConnection, as_of: datetime, known_at: dat
     return {r[0]: r[1] for r in rows}
 
 
-def known_file_ids(con: duckdb.DuckDBPyConnection, extract: str, as_of: datetime, known_at: datetime | None) -> list[int]:
+def known_file_ids(
+    con: duckdb.DuckDBPyConnection, extract: str, as_of: datetime, known_at: datetime | None
+) -> list[int]:
     """Passing files of `extract` describing `as_of` or earlier and known at `known_at` (oldest first)."""
     rows = con.execute(
         f"""SELECT g.file_id FROM gate_results g

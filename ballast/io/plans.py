@@ -207,6 +207,8 @@ def decide_orders(
     status = order_status(con, plan_id)
     if status.is_empty():
         raise KeyError(f"no plan {plan_id!r} (see `ballast plans list`)")
+    if one(con, "SELECT mode FROM plans WHERE plan_id = ?", [plan_id]) == ("backfill",):
+        raise ValueError(f"plan {plan_id} is a backfilled replay of the past: it is for comparison, not for approval")
     pending = status.filter(pl.col("status") == NEEDS_APPROVAL)
     if order_ids is not None:
         unknown = sorted(set(order_ids) - set(status.get_column("order_id").to_list()))

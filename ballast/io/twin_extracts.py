@@ -150,24 +150,48 @@ def land_snapshot(sim: Simulator, inbox: Path, as_of: datetime, *, stale_wms: bo
     return paths
 
 
+def orders_from_csv(path: Path, net: TwinNetwork) -> list[Order]:
+    """The orders of one outbox CSV file, as the simulator executes them."""
+    frame = pl.read_csv(path, schema_overrides={"ship_date": pl.Date, "arrive_date": pl.Date, "qty": pl.Float64})
+    return [
+        Order(
+            lane=net.lane(r["origin"], r["destination"], r["mode"]),
+            sku=net.skus.index(r["sku"]),
+            qty=float(r["qty"]),
+            ship_day=(r["ship_date"] - net.start).days,
+            ref=r["order_id"],
+        )
+        for r in frame.iter_rows(named=True)
+    ]
+
+
 def read_outbox_orders(outbox: Path, seen: set[str], net: TwinNetwork) -> list[Order]:
     """Orders from outbox files not read before (CSV, as the planner wrote them); marks them seen."""
     orders: list[Order] = []
     if not outbox.exists():
         return orders
     for path in sorted(outbox.glob("*.csv")):
-        if path.name in seen:
-            continue
-        seen.add(path.name)
-        frame = pl.read_csv(path, schema_overrides={"ship_date": pl.Date, "arrive_date": pl.Date, "qty": pl.Float64})
-        for r in frame.iter_rows(named=True):
-            orders.append(
-                Order(
-                    lane=net.lane(r["origin"], r["destination"], r["mode"]),
-                    sku=net.skus.index(r["sku"]),
-                    qty=float(r["qty"]),
-                    ship_day=(r["ship_date"] - net.start).days,
-                    ref=r["order_id"],
-                )
-            )
+        if path.name not in seen:
+            seen.add(path.name)
+            orders += orders_from_csv(path, net)
     return orders
+
+
+def released_orders_by_day(run_home: Path, net: TwinNetwork) -> dict[int, list[Order]]:
+    """Every order a simulated planner released, keyed by the simulated day it reached the outbox
+    (the as-of of its plan), in the order the simulator read them: for replaying a run."""
+    from ballast.io.warehouse import open_warehouse, query_frame
+    from ballast.settings import Settings
+
+    settings = Settings(home=run_home)
+    with open_warehouse(settings.db_path, read_only=True) as con:
+        plans = query_frame(con, "SELECT plan_id, as_of FROM plans WHERE mode = 'live'")
+    day_of = {p: (a.date() - net.start).days for p, a in plans.iter_rows()}
+    out: dict[int, list[Order]] = {}
+    by_day: dict[int, list[Path]] = {}
+    for path in sorted(settings.outbox_dir.glob("*.csv")):
+        plan_id = path.stem.split("-a")[0]
+        by_day.setdefault(day_of[plan_id], []).append(path)
+    for day, files in by_day.items():
+        out[day] = [o for f in files for o in orders_from_csv(f, net)]
+    return out

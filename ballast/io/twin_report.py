@@ -25,12 +25,14 @@ KPI_COLUMNS = (
     ("transport_cost", "transport", "{:,.0f}"),
     ("purchase_cost", "purchase premium", "{:,.0f}"),
     ("shortage_cost", "shortage penalty", "{:,.0f}"),
+    ("overflow_cost", "overflow storage", "{:,.0f}"),
     ("inventory_turns", "turns / yr", "{:.1f}"),
     ("transfers", "transfers", "{:,.0f}"),
     ("lateral_transfers", "laterals", "{:,.0f}"),
     ("transfer_value", "transfer value", "{:,.0f}"),
     ("ping_pongs", "ping-pongs", "{:,.0f}"),
     ("approval_share", "needing approval", "{:.1%}"),
+    ("short_shipped_units", "short-shipped units", "{:,.0f}"),
     ("refused_cycles", "refused cycles", "{:,.0f}"),
 )
 POLICY_ORDER = ("ballast", "no_transfers", "reactive", "bound")
@@ -50,7 +52,8 @@ img{max-width:100%}
 <p class="meta">{{ runs }} runs · scenarios {{ scenarios|join(', ') }} · seeds {{ seeds|join(', ') }}.
 Every policy of a (scenario, seed) saw the same demand, lead times and capacities (common random numbers).
 Costs: holding + transport (per unit and fixed per lane-day) + purchase premium over the cheapest supplier +
-shortage penalty (the policy's per-unit penalty per lost unit). The bound is a perfect-information LP with
+shortage penalty (the policy's per-unit penalty per lost unit) + overflow storage (volume above a site's storage
+capacity, per volume-day). The bound is a perfect-information LP with
 the same accounting. Values are mean ± sd over seeds.</p>
 <p class="meta">Simulation assumptions: lots and expiry are not simulated (stock is available units);
 storage capacity and lane minimum quantities are not enforced by the simulator (the planner still plans

@@ -31,7 +31,7 @@ _DDL = (
         mlflow_run_id VARCHAR, recorded_at TIMESTAMPTZ, PRIMARY KEY (simulation, scenario, seed, policy))""",
     """CREATE TABLE IF NOT EXISTS twin_daily_stock (
         simulation VARCHAR, scenario VARCHAR, seed INTEGER, policy VARCHAR, day INTEGER, site_id VARCHAR,
-        units DOUBLE, unmet DOUBLE)""",
+        units DOUBLE, unmet DOUBLE, overflow DOUBLE)""",
 )
 
 
@@ -70,6 +70,8 @@ def _connect(db: Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(str(db))
     for ddl in _DDL:
         con.execute(ddl)
+    # stores written before overflow was simulated
+    con.execute("ALTER TABLE twin_daily_stock ADD COLUMN IF NOT EXISTS overflow DOUBLE DEFAULT 0")
     return con
 
 
@@ -88,7 +90,7 @@ def record_run(
     kpis: dict[str, float],
     daily: pl.DataFrame,
 ) -> str:
-    """One MLflow run (params + metrics) and one results row; `daily` = (day, site_id, units, unmet)."""
+    """One MLflow run (params + metrics) and one results row; `daily` = (day, site_id, units, unmet[, overflow])."""
     import mlflow
 
     settings = sim.tracking()
@@ -129,6 +131,7 @@ def record_run(
                 "site_id",
                 "units",
                 "unmet",
+                pl.col("overflow") if "overflow" in daily.columns else pl.lit(0.0).alias("overflow"),
             )
             con.register("_daily", frame.to_arrow())
             con.execute("INSERT INTO twin_daily_stock SELECT * FROM _daily")
@@ -145,7 +148,7 @@ def load_results(sim: SimulationHome) -> tuple[pl.DataFrame, pl.DataFrame]:
             params=[sim.name],
         ).pl()
         daily = con.sql(
-            "SELECT scenario, seed, policy, day, site_id, units, unmet FROM twin_daily_stock "
+            "SELECT scenario, seed, policy, day, site_id, units, unmet, overflow FROM twin_daily_stock "
             "WHERE simulation = ? ORDER BY scenario, seed, policy, day, site_id",
             params=[sim.name],
         ).pl()

@@ -117,7 +117,9 @@ class BackfillSummary:
         return [head, *(f"  {as_of}: {reason}" for as_of, reason in self.failures)]
 
 
-def summarise(backfill_id: str, outcomes: list[StepOutcome], seconds: float, report: str | None = None) -> BackfillSummary:
+def summarise(
+    backfill_id: str, outcomes: list[StepOutcome], seconds: float, report: str | None = None
+) -> BackfillSummary:
     counts = Counter(o.status for o in outcomes)
     failures = tuple(
         (o.as_of.strftime("%Y-%m-%dT%H:%MZ"), o.reason or o.status)

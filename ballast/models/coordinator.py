@@ -6,10 +6,13 @@ Three steps kept apart, as STYLE.md asks:
   variables named with their unit. Index sets are the sparse lists of `NetworkInputs`; every
   expression is a `LinearExpression` built from coefficient and variable lists, and the garbage
   collector is paused while building.
-* `solve(model, options) -> SolveResult` — two handoffs to HiGHS: ``"direct"`` (default) compiles
-  the model with Pyomo's `LinearStandardFormCompiler` into scipy CSC matrices and passes them to
-  highspy in one `passModel`; ``"persistent"`` uses Pyomo's persistent `contrib.solver` HiGHS
-  interface (one highspy call per row, kept for comparison: see `benchmarks/engine_bench.py`).
+* `solve(model, options) -> SolveResult` — two handoffs to HiGHS: ``"direct"`` (default) reads
+  the model's `LinearExpression`s straight into row-wise arrays (Pyomo's
+  `LinearStandardFormCompiler` for a model that is not all `LinearExpression`s) and passes them to
+  highspy in one `passModel`, once per model: later solves of the same model (relaxation, slope
+  scaling, repairs, MIP) only push bounds or costs and re-run HiGHS from its last basis;
+  ``"persistent"`` uses Pyomo's persistent `contrib.solver` HiGHS interface (one highspy call per
+  row, kept for comparison: see `benchmarks/engine_bench.py`).
 * `extract_plan(model) -> polars.DataFrame` — the non-zero shipments, one row per arc, SKU, day.
 
 A non-optimal answer raises unless the caller accepts it (`allow_nonoptimal`); the fallback
@@ -738,10 +741,16 @@ def _pyomo_standard_form(model: pyo.ConcreteModel):
     return columns, cost, offset, A.indptr, A.indices, A.data, row_lower, row_upper
 
 
+def _deadline(h, seconds: float) -> float:
+    """HiGHS's `time_limit` for a run that may take `seconds`: its run clock adds up over every run of
+    one instance, and a session runs it many times (0: stop at once)."""
+    return float(h.getRunTime() + seconds) if seconds > 0 else 0.0
+
+
 def _configure(h, options: SolveOptions) -> None:
     h.resetOptions()
     h.setOptionValue("output_flag", False)
-    h.setOptionValue("time_limit", float(max(options.time_limit_seconds, 0.0)))
+    h.setOptionValue("time_limit", _deadline(h, options.time_limit_seconds))
     h.setOptionValue("mip_rel_gap", float(options.mip_gap))
     # HiGHS keeps one global thread scheduler per process: a run asking for a different thread
     # count than the first run fails (kNotset). So the count is set once, by whoever runs first.
@@ -773,7 +782,13 @@ def _push_bounds(session: _Session) -> None:
 
 
 def slope_scaling(
-    model: pyo.ConcreteModel, fixed_costs: dict[int, float], rounds: int, options: SolveOptions
+    model: pyo.ConcreteModel,
+    fixed_costs: dict[int, float],
+    rounds: int,
+    options: SolveOptions,
+    *,
+    min_gain: float = 0.001,
+    patience: int = 3,
 ) -> tuple[int, float, float]:
     """Dynamic slope scaling (Kim & Pardalos, 1999) of fixed-cost binaries on the relaxation just solved.
 
@@ -783,9 +798,10 @@ def slope_scaling(
     unit of the flow it then carried: lane-days that carried little get dear and empty out, busy ones
     stay cheap. A round is valued at its flow costs plus F for every binary it uses; the cheapest
     round's solution is loaded into the model. The rounds are warm-started LPs in the model's HiGHS
-    session, with no clock in them (unless one runs past `options.time_limit_seconds`), so the result
-    is the same on every run. Stops early when the set of used binaries is the same three rounds in a
-    row. Returns (rounds run, seconds in HiGHS, best value).
+    session, with no clock in them (each may take `options.time_limit_seconds`, a guard against a
+    hang; a round stopped by it ends the rounds), so the result is the same on every run. Stops early
+    when the set of used binaries is the same three rounds in a row, or when `patience` rounds in a row improve the best value by less than `min_gain` (relative).
+    Returns (rounds run, seconds in HiGHS, best value).
     """
     with PYOMO_LOCK:
         session = _session(model)
@@ -804,13 +820,15 @@ def slope_scaling(
 
         x = np.asarray(h.getSolution().col_value)
         best_value, used = value(x, h.getInfo().objective_function_value)
-        best, last, stable, done, highs_seconds = x, used, 0, 0, 0.0
+        best, last, stable, idle, done, highs_seconds = x, used, 0, 0, 0, 0.0
         while done < rounds:
             done += 1
             y = x[idx]
             carried = y > EPS  # a binary that carried nothing keeps its price (it may come back)
             price[carried] = base[carried] / np.minimum(y[carried], 1.0)
             h.changeColsCost(len(idx), idx, price)
+            # each round gets the whole limit (a guard against a hang, not a budget the rounds share)
+            h.setOptionValue("time_limit", _deadline(h, options.time_limit_seconds))
             t0 = time.perf_counter()
             PYOMO_LOCK.release()
             try:
@@ -823,11 +841,16 @@ def slope_scaling(
                 break
             x = np.asarray(h.getSolution().col_value)
             current, used = value(x, info.objective_function_value)
+            logger.debug("slope scaling round %d: value %.1f, %d binaries used", done, current, used.sum())
+            if current < best_value * (1 - min_gain):
+                idle = 0
+            else:
+                idle += 1
             if current < best_value - 1e-9:
                 best_value, best = current, x
             stable = stable + 1 if np.array_equal(used, last) else 0
             last = used
-            if stable >= 2:
+            if stable >= 2 or idle >= patience:
                 break
         h.changeColsCost(len(columns), np.arange(len(columns), dtype=np.int32), session.cost)
         for v, val in zip(columns, best, strict=True):

@@ -37,7 +37,7 @@ from ballast.models.negotiation import LocalRules, Rejection, drop_rejected, rev
 from ballast.models.network import NetworkInputs, build_inputs, sku_groups
 from ballast.models.policy import Policy
 from ballast.models.positions import Positions, build_positions, empty_released_orders
-from ballast.models.verify import VerificationReport, verify_plan
+from ballast.models.verify import VerificationReport, plan_cost, verify_plan
 
 logger = logging.getLogger(__name__)
 
@@ -326,6 +326,8 @@ def plan_network(
     record = combine_records(records)
     if alerts:
         record = replace(record, alerts=record.alerts + alerts)
+    if verification.ok:
+        record = replace(record, plan_cost=plan_cost(inputs, flows))
     orders = build_orders(
         inputs, flows, statements, settled_round={key: rnd for key, (_q, rnd) in settled.items()}
     )

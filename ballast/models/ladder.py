@@ -6,9 +6,15 @@ which rung answered, the solver status and gap, and the build / handoff / solve 
 
 * ``mip``: the full model within the time limit, solved to the policy's MIP gap.
 * ``incumbent``: the MIP stopped (time or solution limit) with a feasible solution; it is used.
-* ``lp_rounded``: the LP relaxation; every lane-day or order binary whose flow the LP uses is
-  opened (and an order below its minimum is dropped), then the LP is solved again with the
-  binaries fixed — the *repair*: it restores every constraint the rounding may have broken.
+* ``lp_rounded``: the LP relaxation, then slope scaling of the lane-day fixed costs (a few
+  warm-started LPs that gather flow onto fewer lane-days); every lane-day or order binary whose
+  flow the best round uses is opened (and an order below its minimum is dropped), then the LP is
+  solved again with the binaries fixed — the *repair*: it restores every constraint the rounding
+  may have broken. Its gap is against the relaxation (`SolveRecord.lp_bound`). Deterministic: no
+  clock decides it, so models above `mip_max_columns` take this rung instead of a time-limited MIP.
+
+All solves of one model share one HiGHS instance (`ballast.models.coordinator`): compiled once,
+re-solved from its last basis after each change of bounds or costs.
 * ``greedy``: deficits in order of when they bite, each filled from its cheapest candidate slot
   that arrives in time, within every capacity and rule; no solver.
 * ``empty``: no new orders, with an alert.
@@ -95,6 +101,7 @@ class SolveRecord:
     alerts: tuple[str, ...] = ()
     groups: int = 1
     lp_bound: float | None = None  # the LP relaxation's objective: a lower bound on the MIP's
+    plan_cost: float | None = None  # the published plan (whole units) priced by `verify.plan_cost`
 
     @property
     def modelling_seconds(self) -> float:
@@ -118,6 +125,7 @@ class SolveRecord:
             "integers": self.integers,
             "groups": self.groups,
             "lp_bound": self.lp_bound,
+            "plan_cost": self.plan_cost,
             "verified": self.verification.ok,
             "problems": list(self.verification.problems[:20]),
             "attempts": [f"{a.rung}: {a.outcome}" for a in self.attempts],
@@ -152,12 +160,17 @@ def _opts(options: LadderOptions, *, relax: bool = False, time_limit: float | No
 
 def _record(rung: Rung, clock: _Clock, report: VerificationReport, alerts: tuple[str, ...] = ()) -> SolveRecord:
     r = clock.last
+    objective = r.objective if r and r.has_solution and rung in ("mip", "incumbent", "lp_rounded") else None
+    gap = r.mip_gap if r and rung in ("mip", "incumbent") else None
+    if rung == "lp_rounded" and objective is not None and clock.lp_bound is not None:
+        # the rounded plan's own solve is an LP (gap 0); what it may have lost is against the relaxation
+        gap = max(objective - clock.lp_bound, 0.0) / max(abs(objective), 1e-9)
     return SolveRecord(
         rung=rung,
         status=r.status if r else "not_solved",
         termination=r.termination if r else "",
-        objective=r.objective if r and r.has_solution and rung in ("mip", "incumbent", "lp_rounded") else None,
-        mip_gap=r.mip_gap if r and rung in ("mip", "incumbent", "lp_rounded") else None,
+        objective=objective,
+        mip_gap=gap,
         build_seconds=clock.build,
         handoff_seconds=clock.handoff,
         solve_seconds=clock.solve,

@@ -47,6 +47,78 @@ def _tol(x: float) -> float:
     return TOL * max(1.0, abs(x))
 
 
+def _replay(
+    inputs: NetworkInputs,
+    pair: tuple[str, str],
+    arrivals: dict[tuple[str, str, int], float],
+    departures: dict[tuple[str, str, int], float],
+) -> tuple[list[float], list[float], list[tuple[int, float]]]:
+    """One site-SKU's days under a plan: end-of-day stock, unmet demand (lost, or backlog at the end
+    of the day) and the days where departures exceed what is there. Demand is served in full where
+    the stock allows, except what later departures need."""
+    s, k = pair
+    H = inputs.horizon
+    init = inputs.initial_units[pair]
+    dem = inputs.demand_units[pair]
+    inflow = [inputs.receipt_units.get((s, k, t), 0.0) + arrivals.get((s, k, t), 0.0) for t in range(H)]
+    outflow = [inputs.issue_units.get((s, k, t), 0.0) + departures.get((s, k, t), 0.0) for t in range(H)]
+    # reserve[t]: stock that must stay after day t's demand so later departures can leave
+    reserve = [0.0] * (H + 1)
+    for t in range(H - 1, -1, -1):
+        reserve[t] = max(0.0, reserve[t + 1] + outflow[t] - inflow[t])
+    level, backlog = init, 0.0
+    levels, unmet, negative = [], [], []
+    for t in range(H):
+        level += inflow[t] - outflow[t]
+        if level < -_tol(init + sum(inflow)):
+            negative.append((t, level))
+            level = 0.0
+        want = dem[t] + backlog
+        served = min(want, max(level - reserve[t + 1], 0.0))
+        level -= served
+        backlog = (want - served) if inputs.unmet_demand == "backorders" else 0.0
+        levels.append(level)
+        unmet.append(want - served)
+    return levels, unmet, negative
+
+
+def plan_cost(inputs: NetworkInputs, flows: pl.DataFrame) -> float:
+    """The coordinator's objective for a flow table, replayed as `verify_plan` replays it: moves (unit
+    costs, fixed lane-day costs, short-dated credit), holding, unmet demand and safety-stock shortfall.
+    It prices the plan that is published (after whole units), not the solve that led to it."""
+    arcs, items = inputs.arcs, inputs.items
+    arrivals: dict[tuple[str, str, int], float] = defaultdict(float)
+    departures: dict[tuple[str, str, int], float] = defaultdict(float)
+    total = 0.0
+    opened: set[tuple[str, int]] = set()
+    for a, k, t, arrive, q, sd in flows.select(
+        "arc_id", "sku", "ship_day", "arrive_day", "qty", "short_dated_qty"
+    ).iter_rows():
+        arc = arcs[a]
+        total += arc.cost_per_unit * q - inputs.short_dated_credit_share * items[k].unit_cost * sd
+        if arc.needs_binary:
+            opened.add((a, t))
+        arrivals[(arc.destination, k, arrive)] += q
+        if inputs.sites[arc.origin].kind != "supplier":
+            departures[(arc.origin, k, t)] += q - sd
+    total += sum(arcs[a].fixed_cost for a, _t in opened)
+    last = inputs.horizon - 1
+    for pair in inputs.pairs:
+        item = items[pair[1]]
+        levels, unmet, _negative = _replay(inputs, pair, arrivals, departures)
+        ss = inputs.safety_units[pair]
+        for t, (level, short) in enumerate(zip(levels, unmet, strict=True)):
+            total += item.holding_cost_per_day * level
+            if inputs.unmet_demand == "lost_sales":
+                total += item.shortage_penalty * short
+            else:
+                share = inputs.backorder_daily_share * item.shortage_penalty
+                total += (share + (item.shortage_penalty if t == last else 0.0)) * short
+            if ss > 0:
+                total += inputs.safety_shortfall_penalty * max(ss - level, 0.0)
+    return total
+
+
 def verify_plan(inputs: NetworkInputs, flows: pl.DataFrame) -> VerificationReport:
     """Check a flow table (see `ballast.models.coordinator.FLOW_SCHEMA`) against every rule."""
     problems: list[str] = []
@@ -119,25 +191,10 @@ def verify_plan(inputs: NetworkInputs, flows: pl.DataFrame) -> VerificationRepor
             problems.append(f"{s} {k}: flows touch a site-SKU the model does not hold")
             continue
         checks += 1
-        init = inputs.initial_units[pair]
-        dem = inputs.demand_units[pair]
-        inflow = [inputs.receipt_units.get((s, k, t), 0.0) + arrivals.get((s, k, t), 0.0) for t in range(H)]
-        outflow = [inputs.issue_units.get((s, k, t), 0.0) + departures.get((s, k, t), 0.0) for t in range(H)]
-        # reserve[t]: stock that must stay after day t's demand so later departures can leave
-        reserve = [0.0] * (H + 1)
-        for t in range(H - 1, -1, -1):
-            reserve[t] = max(0.0, reserve[t + 1] + outflow[t] - inflow[t]) if t + 1 <= H else 0.0
-        level, backlog = init, 0.0
-        for t in range(H):
-            level += inflow[t] - outflow[t]
-            if level < -_tol(init + sum(inflow)):
-                problems.append(f"{s} {k} day {t}: stock {level:.3f} < 0 (departures exceed what is there)")
-                level = 0.0
-            keep = reserve[t + 1]
-            want = dem[t] + backlog
-            served = min(want, max(level - keep, 0.0))
-            level -= served
-            backlog = (want - served) if inputs.unmet_demand == "backorders" else 0.0
+        levels, _unmet, negative = _replay(inputs, pair, arrivals, departures)
+        for t, level in negative:
+            problems.append(f"{s} {k} day {t}: stock {level:.3f} < 0 (departures exceed what is there)")
+        for t, level in enumerate(levels):
             stock[(s, k, t)] = level
 
     # short-dated pools and sell-in-time caps

@@ -140,7 +140,8 @@ def forecasts_as_known(con, settings: Settings, policy: Policy, inputs, as_of: d
                 as_of.date(), config=config, data_as_of=as_of, origin=MODE, demand_files_sha256=demand_sha,
             )
             run_id, refit = result.run_id, True
-            notes.append(f"no live forecasts in force: fitted run {run_id} on the demand known at {as_of:%Y-%m-%dT%H:%MZ}")
+            notes.append(f"no live forecasts in force: fitted run {run_id} on the demand known at "
+                         f"{as_of:%Y-%m-%dT%H:%MZ}")
     forecasts = forecast_store.run_forecasts(con, run_id, as_of.date())
     model = query_frame(con, "SELECT model_name, model_version FROM fc_runs WHERE run_id = ?", [run_id]).row(0)
     series = forecast_store.run_series(con, run_id)
@@ -172,7 +173,8 @@ def prepare(settings: Settings, as_of: datetime, policy_override: Path | None, f
         if not decision.plan:
             return outcome("skipped", decision.existing_plan_id, decision.reason)
         bundle = forecasts_as_known(con, settings, policy, inputs, as_of)
-        plan_id = make_plan_id(inputs.fingerprints, policy_sha, f"{bundle.run_id}:{bundle.forecaster}", __version__, MODE)
+        forecast_ref = f"{bundle.run_id}:{bundle.forecaster}"
+        plan_id = make_plan_id(inputs.fingerprints, policy_sha, forecast_ref, __version__, MODE)
         if plan_exists(con, plan_id):
             if not force:
                 return outcome("skipped", plan_id, "already planned with the same inputs")
@@ -222,7 +224,9 @@ def compute_plan(job: PlanJob) -> PlanDraft:
                      tuple(degraded), None, seconds)
 
 
-def commit(settings: Settings, job: PlanJob, draft: PlanDraft, backfill_id: str, flow_run_id: str | None) -> StepOutcome:
+def commit(
+    settings: Settings, job: PlanJob, draft: PlanDraft, backfill_id: str, flow_run_id: str | None
+) -> StepOutcome:
     """The writer's part: report, lineage and one publishing transaction (never released, no outbox)."""
     now = datetime.now(UTC)
     started = time.perf_counter()
@@ -259,7 +263,9 @@ def commit(settings: Settings, job: PlanJob, draft: PlanDraft, backfill_id: str,
 
 
 @task(name="backfill: prepare as-of", cache_policy=NO_CACHE, persist_result=False)
-def prepare_task(settings: Settings, as_of: datetime, policy_override: Path | None, force: bool) -> PlanJob | StepOutcome:
+def prepare_task(
+    settings: Settings, as_of: datetime, policy_override: Path | None, force: bool
+) -> PlanJob | StepOutcome:
     """Inputs, policy and forecasts as known at `as_of` (runs in the writer)."""
     return prepare(settings, as_of, policy_override, force)
 
@@ -274,7 +280,9 @@ def plan_task(job: PlanJob) -> PlanDraft:
 
 
 @task(name="backfill: commit as-of", cache_policy=NO_CACHE, persist_result=False)
-def commit_task(settings: Settings, job: PlanJob, draft: PlanDraft, backfill_id: str, flow_run_id: str | None) -> StepOutcome:
+def commit_task(
+    settings: Settings, job: PlanJob, draft: PlanDraft, backfill_id: str, flow_run_id: str | None
+) -> StepOutcome:
     """Publish the computed plan as a backfilled plan (runs in the writer)."""
     return commit(settings, job, draft, backfill_id, flow_run_id)
 

@@ -166,6 +166,7 @@ def daily_frame(ledger: Ledger, network: TwinNetwork) -> pl.DataFrame:
             "site_id": [network.nodes[n] for n in own] * days,
             "units": units.reshape(-1),
             "unmet": unmet.reshape(-1),
+            "overflow": (ledger.overflow[:, own] if ledger.overflow is not None else np.zeros_like(units)).reshape(-1),
         }
     )
 

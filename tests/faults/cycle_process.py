@@ -79,9 +79,7 @@ class CycleProcess:
         return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
 
 
-def start(
-    argv: list[str], home: Path, api_url: str, log_name: str, env: dict[str, str] | None = None
-) -> CycleProcess:
+def start(argv: list[str], home: Path, api_url: str, log_name: str, env: dict[str, str] | None = None) -> CycleProcess:
     """Start `ballast <argv>` on BALLAST_HOME=`home` (plus `env`) in a fresh child process."""
     log = home / "logs" / f"{log_name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -91,8 +89,9 @@ def start(
     return CycleProcess(proc, log, time.monotonic())
 
 
-def run(argv: list[str], home: Path, api_url: str, log_name: str, env: dict[str, str] | None = None,
-        timeout: float = 300.0) -> tuple[int, str]:
+def run(
+    argv: list[str], home: Path, api_url: str, log_name: str, env: dict[str, str] | None = None, timeout: float = 300.0
+) -> tuple[int, str]:
     proc = start(argv, home, api_url, log_name, env)
     code = proc.wait(timeout)
     return code, proc.output()

@@ -28,12 +28,17 @@ def deliver_inventory(inbox: Path, step: int) -> datetime:
     """A new WMS snapshot `step` quarter-hours after T0 (stock drifts, so the plan is a new one)."""
     as_of = T0 + timedelta(minutes=15 * step)
     inv = f.inventory(as_of).with_columns(
-        pl.when(pl.col("site_id") == "DC-DE-01").then(pl.col("on_hand") - step).otherwise(pl.col("on_hand")).alias("on_hand")
+        pl.when(pl.col("site_id") == "DC-DE-01")
+        .then(pl.col("on_hand") - step)
+        .otherwise(pl.col("on_hand"))
+        .alias("on_hand")
     )
     land_frame(inv, inbox, "inventory", as_of)
     land_frame(
         inv.group_by("as_of", "site_id", "sku", maintain_order=True).agg(pl.col("on_hand").sum().alias("qty")),
-        inbox, "book_inventory", as_of,
+        inbox,
+        "book_inventory",
+        as_of,
     )
     return as_of
 

@@ -33,13 +33,17 @@ def closed_port() -> int:
 def _state(settings: Settings) -> dict:
     with open_warehouse(settings.db_path, read_only=True) as con:
         counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in MARTS}  # noqa: S608
-    files = sorted(p.relative_to(settings.home) for d in (settings.outbox_dir, settings.reports_dir) for p in d.rglob("*"))
+    files = sorted(
+        p.relative_to(settings.home) for d in (settings.outbox_dir, settings.reports_dir) for p in d.rglob("*")
+    )
     return {"counts": counts, "files": files}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("store", ["http_closed_port", "sqlite_unwritable"])
-def test_cycle_without_its_mlflow_store_publishes_nothing_then_recovers(prefect_harness, ballast_home, monkeypatch, store):
+def test_cycle_without_its_mlflow_store_publishes_nothing_then_recovers(
+    prefect_harness, ballast_home, monkeypatch, store
+):
     # given: a published first plan (forecasts fitted and cached) and a new WMS snapshot
     write_policy(ballast_home)
     settings = Settings()

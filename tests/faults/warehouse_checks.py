@@ -33,7 +33,9 @@ def consistency_problems(con: duckdb.DuckDBPyConnection) -> list[str]:
         if orders.get(plan_id, 0) != payload["orders"]:
             problems.append(f"plan {plan_id}: {orders.get(plan_id, 0)} orders stored, {payload['orders']} published")
         if released.get(plan_id, 0) != payload["released"]:
-            problems.append(f"plan {plan_id}: {released.get(plan_id, 0)} releases stored, {payload['released']} published")
+            problems.append(
+                f"plan {plan_id}: {released.get(plan_id, 0)} releases stored, {payload['released']} published"
+            )
     orphans = set(orders) - plans
     if orphans:
         problems.append(f"orders of unknown plans {sorted(orphans)}")
@@ -62,7 +64,9 @@ def consistency_problems(con: duckdb.DuckDBPyConnection) -> list[str]:
             if file_id not in gated:
                 problems.append(f"stg_{name}: {n} staged rows of file {file_id} without a gate result")
             elif gated[file_id] != n:
-                problems.append(f"stg_{name}: file {file_id} has {n} staged rows, its gate result says {gated[file_id]}")
+                problems.append(
+                    f"stg_{name}: file {file_id} has {n} staged rows, its gate result says {gated[file_id]}"
+                )
     return problems
 
 
@@ -71,7 +75,8 @@ def outbox_problems(con: duckdb.DuckDBPyConnection, outbox: Path) -> list[str]:
     problems: list[str] = []
     released = sorted(r[0] for r in _rows(con, "SELECT order_id FROM released_orders"))
     undelivered = _rows(
-        con, "SELECT DISTINCT batch_id FROM released_orders WHERE batch_id NOT IN (SELECT batch_id FROM outbox_deliveries)"
+        con,
+        "SELECT DISTINCT batch_id FROM released_orders WHERE batch_id NOT IN (SELECT batch_id FROM outbox_deliveries)",
     )
     if undelivered:
         problems.append(f"batches never delivered: {undelivered}")

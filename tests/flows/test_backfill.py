@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -20,8 +20,9 @@ import pytest
 
 from ballast.flows.backfill import BackfillParams, backfill
 from ballast.flows.planning_cycle import CycleParams, planning_cycle
-from ballast.io.plans import verify_audit
+from ballast.io.plans import decide_orders, verify_audit
 from ballast.io.warehouse import open_warehouse, query_frame
+from ballast.models.governance import APPROVED
 from ballast.settings import Settings
 from tests.history import T0, build_history, demand_for_day, ingest_at, land, later_snapshots
 
@@ -89,6 +90,10 @@ def test_replay_after_newer_extracts_matches_the_live_plans_and_sees_no_later_da
     html = report.read_text()
     assert "KPIs over time" in html and live0.plan_id in html and "data:image/png;base64" in html
 
+    # and nobody approves a replay of the past
+    with open_warehouse(s.db_path) as con, pytest.raises(ValueError, match="not for approval"):
+        decide_orders(con, replays[T0], None, APPROVED, "planner", "replay", datetime.now(UTC))
+
     # when: the same backfill again: then nothing is replanned
     again = backfill(BackfillParams(start=T0, end=T1, every="1h"))
     assert (again.planned, again.skipped) == (0, 2)
@@ -109,7 +114,9 @@ def test_dask_runner_on_a_local_cluster_makes_the_same_plans_as_serial(prefect_h
     assert parallel.planned == 3 and parallel.failed == 0, parallel.lines()
     # then: the same orders for every as-of; the forced plans have new ids
     with open_warehouse(s.db_path, read_only=True) as con:
-        rows = con.execute("SELECT as_of, plan_id FROM plans WHERE mode = 'backfill' ORDER BY as_of, created_at").fetchall()
+        rows = con.execute(
+            "SELECT as_of, plan_id FROM plans WHERE mode = 'backfill' ORDER BY as_of, created_at"
+        ).fetchall()
         by_as_of: dict = {}
         for as_of, plan_id in rows:
             by_as_of.setdefault(as_of, []).append(plan_id)

@@ -141,10 +141,14 @@ def test_default_network_plan_is_verified_and_sensible():
     assert result.verification.ok, result.verification.summary()
     assert result.record.rung == "lp_rounded"
     assert [a.rung for a in result.record.attempts] == ["mip", "lp_rounded"]  # the MIP skipped: too large
-    # within a stated gap of the LP bound (~275k): slope scaling brings the rounded plan to ~5%
+    # within a stated gap of the LP bound (~275k): slope scaling brings the rounded plan to ~5%, and the
+    # published plan (minimum transfers settled, whole units), priced by replaying it, stays within 7%
     bound = result.record.lp_bound
     assert bound is not None and 270_000 < bound < 280_000
     assert (result.record.objective - bound) / result.record.objective < 0.06
+    assert result.record.mip_gap == pytest.approx((result.record.objective - bound) / result.record.objective)
+    assert result.record.plan_cost is not None
+    assert (result.record.plan_cost - bound) / result.record.plan_cost < 0.07
     o = result.orders
     assert o.height > 0
     # never on the forbidden lane, never from a supplier to a hub, never backwards into a supplier

@@ -260,3 +260,20 @@ def test_echelon_repair_shrinks_the_order_that_stays_above_the_minimum_transfer(
     # then: the unit comes off the 10 u order (to 9 u), not off the 9 u one (which would fall under 9 u)
     assert dict(repaired.select("destination", "qty").iter_rows()) == {"B": 9.0, "C": 9.0}
     assert verify_plan(inputs, repaired).ok
+
+
+def test_plan_cost_prices_a_hand_solvable_plan_as_the_solver_does():
+    from ballast.models.verify import plan_cost
+
+    # two sites: day 0 lost at B whatever we do (5 × 10), day 1 covered by 10 u shipped at 1/u
+    result = run(
+        sites=[site("A"), site("B")],
+        lanes=[lane("A", "B")],
+        inventory=[stock("A", 100), stock("B", 0)],
+        demand={("B", "X"): [10, 10]},
+    )
+    assert result.record.objective == pytest.approx(60.0)
+    assert plan_cost(result.inputs, result.flows) == pytest.approx(60.0)
+    assert result.record.plan_cost == pytest.approx(60.0)
+    # the do-nothing plan loses both days
+    assert plan_cost(result.inputs, result.flows.clear()) == pytest.approx(100.0)

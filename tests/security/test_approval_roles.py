@@ -30,11 +30,26 @@ def _policy(home, planners: list[str]) -> None:
 def _publish_plan_awaiting_approval() -> list[str]:
     day = date(2026, 11, 23)
     rows = [
-        {"order_id": f"O{i}", "kind": "transfer", "origin": "DC-DE-01", "destination": f"HUB-DE-0{i}", "mode": "truck",
-         "sku": "00123", "ship_date": day, "arrive_date": day + timedelta(days=1), "qty": 30.0, "unit_cost": 10.0,
-         "transport_cost": 6.0, "value": 300.0, "round": 1, "in_freeze_window": True,
-         "approval_status": "needs_approval", "approval_reasons": '["first transfer ever"]',
-         "explanation": "covers a deficit", "reason": "{}"}
+        {
+            "order_id": f"O{i}",
+            "kind": "transfer",
+            "origin": "DC-DE-01",
+            "destination": f"HUB-DE-0{i}",
+            "mode": "truck",
+            "sku": "00123",
+            "ship_date": day,
+            "arrive_date": day + timedelta(days=1),
+            "qty": 30.0,
+            "unit_cost": 10.0,
+            "transport_cost": 6.0,
+            "value": 300.0,
+            "round": 1,
+            "in_freeze_window": True,
+            "approval_status": "needs_approval",
+            "approval_reasons": '["first transfer ever"]',
+            "explanation": "covers a deficit",
+            "reason": "{}",
+        }
         for i in (1, 2)
     ]
     orders = pl.DataFrame(rows).with_columns(pl.lit(PLAN).alias("plan_id")).select(ORDER_COLUMNS)
@@ -46,8 +61,10 @@ def _publish_plan_awaiting_approval() -> list[str]:
 
 def _marts() -> dict:
     with open_warehouse(Settings().db_path, read_only=True) as con:
-        return {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]  # noqa: S608 - fixed names
-                for t in ("decisions", "released_orders", "outbox_deliveries", "audit_log")}
+        return {
+            t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]  # noqa: S608 - fixed names
+            for t in ("decisions", "released_orders", "outbox_deliveries", "audit_log")
+        }
 
 
 def _decide(command: str, by: str, *extra: str):

@@ -47,7 +47,7 @@ def _cli(*args: str):
 @pytest.mark.slow
 def test_hostile_ids_are_data_end_to_end(prefect_harness, ballast_home):
     # given: the tiny network with every site id and SKU replaced by a hostile one
-    write_policy(ballast_home)
+    write_policy(ballast_home, **{"approval.order_value_above": 100.0})  # some orders await a planner
     settings = Settings()
     for name, frame in f.network().items():
         land_frame(_hostile(frame), settings.inbox_dir, name, f.AS_OF)
@@ -64,6 +64,7 @@ def test_hostile_ids_are_data_end_to_end(prefect_harness, ballast_home):
     shown = _cli("plans", "show", plan_id, "--orders", "100")
     listed = _cli("plans", "list")
     traced = _cli("lineage", plan_id)
+    unknown = _cli("plans", "show", "[/]'; DROP TABLE plans; --")
 
     # then: every table is there, and nothing was dropped or emptied
     with open_warehouse(settings.db_path, read_only=True) as con:
@@ -87,7 +88,8 @@ def test_hostile_ids_are_data_end_to_end(prefect_harness, ballast_home):
     assert sent == {o for o in orders if o[0] in released} and sent
     sent_json = {
         (o["order_id"], o["origin"], o["destination"], o["sku"])
-        for p in settings.outbox_dir.glob("*.json") for o in json.loads(p.read_text())["orders"]
+        for p in settings.outbox_dir.glob("*.json")
+        for o in json.loads(p.read_text())["orders"]
     }
     assert sent_json == sent
     # nothing was written where a path-like id points
@@ -95,7 +97,9 @@ def test_hostile_ids_are_data_end_to_end(prefect_harness, ballast_home):
     # review commands show the ids as text (rich markup in an id is not interpreted)
     for result in (shown, listed, traced):
         assert result.exit_code == 0, result.output
-    flat = " ".join(shown.output.split())
-    for o in orders[:3]:
-        assert o[0] in flat
-    assert "HUB[/]02 [bold]x\\" in shown.output.replace("\n", "") or "HUB[/]02" in flat
+    assert unknown.exit_code == 1 and "no plan" in unknown.output
+    cells = shown.output.replace("│", " ")
+    for o in orders:
+        assert o[0] in cells
+    shown_ids = [name for name in (*SITES.values(), *SKUS.values()) if name in " ".join(cells.split())]
+    assert "HUB[/]02 [bold]x\\" in shown_ids or SITES["HUB-DE-02"] not in {x for o in orders for x in o[1:3]}

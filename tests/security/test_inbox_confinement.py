@@ -80,7 +80,13 @@ def test_path_like_names_cannot_leave_the_inbox_or_the_archive(ballast_home):
     settings = Settings()
     folder = settings.inbox_dir / "sites"
     folder.mkdir(parents=True)
-    hostile = ["..", "...csv", "..sites_20261123T060000Z.csv", "sites_20261123T060000Z.csv;rm -rf ~", "x'; DROP TABLE x;--.csv"]
+    hostile = [
+        "..",
+        "...csv",
+        "..sites_20261123T060000Z.csv",
+        "sites_20261123T060000Z.csv;rm -rf ~",
+        "x'; DROP TABLE x;--.csv",
+    ]
     for name in hostile:
         if name != "..":
             (folder / name).write_text("site_id\n")
@@ -89,7 +95,9 @@ def test_path_like_names_cannot_leave_the_inbox_or_the_archive(ballast_home):
     report, files = _ingest(settings)
     # then: only the conventional file is taken; every other name is left where it is
     assert files == [("sites_20261123T060000Z.csv", "landed")]
-    archived = sorted(p.relative_to(settings.archive_dir).as_posix() for p in settings.archive_dir.rglob("*") if p.is_file())
+    archived = sorted(
+        p.relative_to(settings.archive_dir).as_posix() for p in settings.archive_dir.rglob("*") if p.is_file()
+    )
     assert archived == ["sites/sites_20261123T060000Z.csv", "sites/sites_20261123T060000Z.csv.manifest.json"]
     left = sorted(os.listdir(folder))
     assert left == sorted(n for n in hostile if n != ".."), left

@@ -16,10 +16,17 @@ SQL = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|COPY|ATTACH|
 
 ALLOWED: dict[str, set[str]] = {
     # table names raw_<extract> / stg_<extract> and their typed columns, from ballast.models.contract
-    "io/warehouse.py": {"extract.name", "raw_cols", "stg_cols", "_typed_columns(spec)", "extract",
-                        # insert_frame: `table` is a literal at every call site, `cols` the frame's
-                        # column names quoted (frames are built in code with contract columns)
-                        "table", "cols"},
+    "io/warehouse.py": {
+        "extract.name",
+        "raw_cols",
+        "stg_cols",
+        "_typed_columns(spec)",
+        "extract",
+        # insert_frame: `table` is a literal at every call site, `cols` the frame's
+        # column names quoted (frames are built in code with contract columns)
+        "table",
+        "cols",
+    },
     "io/staging.py": {"extract", "spec.name", "keys", "cols"},
     "io/ingest.py": {"extract.name", "columns", "select", "extra_sql"},  # _quote()d header names
     "io/plans.py": {"', '.join(('o.' + c for c in OUTBOX_COLUMNS))"},  # a tuple constant
@@ -39,12 +46,18 @@ def _sql_templates(tree: ast.AST):
             if SQL.search(text):
                 yield node.lineno, [ast.unparse(v.value) for v in node.values if isinstance(v, ast.FormattedValue)]
         elif (
-            isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format"
-            and isinstance(node.func.value, ast.Constant) and isinstance(node.func.value.value, str)
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "format"
+            and isinstance(node.func.value, ast.Constant)
+            and isinstance(node.func.value.value, str)
             and SQL.search(node.func.value.value)
         ) or (
-            isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod)
-            and isinstance(node.left, ast.Constant) and isinstance(node.left.value, str) and SQL.search(node.left.value)
+            isinstance(node, ast.BinOp)
+            and isinstance(node.op, ast.Mod)
+            and isinstance(node.left, ast.Constant)
+            and isinstance(node.left.value, str)
+            and SQL.search(node.left.value)
         ):
             yield node.lineno, ["<.format/% formatting>"]
 
@@ -64,5 +77,7 @@ def test_sql_templates_only_splice_allow_listed_identifiers():
 
 
 def test_the_checker_catches_interpolated_data():
-    hostile = 'con.execute(f"SELECT * FROM plans WHERE plan_id = \'{plan_id}\'")\nq = "DELETE FROM x WHERE a = %s" % a\n'
+    hostile = (
+        'con.execute(f"SELECT * FROM plans WHERE plan_id = \'{plan_id}\'")\nq = "DELETE FROM x WHERE a = %s" % a\n'
+    )
     assert sorted(_sql_templates(ast.parse(hostile))) == [(1, ["plan_id"]), (2, ["<.format/% formatting>"])]

@@ -46,6 +46,7 @@ def build_bound(
     penalty: NDArray[np.float64],
     credit: NDArray[np.float64],
     integer_lanes: bool = False,
+    overflow_rate: float = 0.0,
 ) -> pyo.ConcreteModel:
     """The LP; purchases cost their premium over `credit` (the cheapest purchase price), as in the simulator."""
     T = paths.days
@@ -148,7 +149,25 @@ def build_bound(
     m.shortage_cost = pyo.Expression(
         expr=sum(penalty[i] * (paths.demand[t, n, i] - m.sold_units[n, i, t]) for n, i in pairs for t in m.DAYS)
     )
-    m.total_cost = pyo.Objective(expr=m.holding_cost + m.transport_cost + m.purchase_cost + m.shortage_cost)
+    storage = network.storage()
+    capped = [int(n) for n in range(network.n_nodes) if np.isfinite(storage[n]) and not network.is_supplier[n]]
+    m.CAPPED = pyo.Set(initialize=capped)
+    m.overflow_volume = pyo.Var(m.CAPPED, m.DAYS, domain=pyo.NonNegativeReals)
+    pairs_at: dict[int, list[int]] = defaultdict(list)
+    for n, i in pairs:
+        pairs_at[n].append(i)
+    m.storage_overflow = pyo.Constraint(
+        m.CAPPED,
+        m.DAYS,
+        rule=lambda _m, n, t: (
+            sum(network.volume[i] * _m.stock_units[n, i, t] for i in pairs_at[n])
+            <= float(storage[n]) + _m.overflow_volume[n, t]
+        ),
+    )
+    m.overflow_cost = pyo.Expression(expr=overflow_rate * sum(m.overflow_volume[n, t] for n in capped for t in m.DAYS))
+    m.total_cost = pyo.Objective(
+        expr=m.holding_cost + m.transport_cost + m.purchase_cost + m.shortage_cost + m.overflow_cost
+    )
     m._pairs, m._arcs, m._days = pairs, arcs, T
     return m
 
@@ -187,6 +206,8 @@ def solve_bound(
         "transport_cost": float(pyo.value(model.transport_cost)),
         "purchase_cost": float(pyo.value(model.purchase_cost)),
         "shortage_cost": float(pyo.value(model.shortage_cost)),
+        "overflow_cost": float(pyo.value(model.overflow_cost)),
+        "overflow_volume_days": float(sum(v.value or 0.0 for v in model.overflow_volume.values())),
         "lost_units": demand - sold,
         "demand_units": demand,
         "fill_rate": sold / demand if demand else 1.0,

@@ -43,6 +43,8 @@ def run_kpis(ledger: Ledger, network: TwinNetwork, ping_pong_days: int) -> dict[
         "transport_cost": float(ledger.transport_cost.sum()),
         "purchase_cost": float(ledger.purchase_cost.sum()),
         "shortage_cost": float(ledger.shortage_cost.sum()),
+        "overflow_cost": float(ledger.overflow_cost.sum()) if ledger.overflow_cost is not None else 0.0,
+        "overflow_volume_days": float(ledger.overflow.sum()) if ledger.overflow is not None else 0.0,
         "total_cost": ledger.total_cost(),
         "inventory_turns": sold_value / stock_value * 365.0 / days if stock_value else 0.0,
         "transfers": float(len(transfers)),

@@ -57,6 +57,13 @@ class TwinNetwork:
     receipts: tuple[Receipt, ...]
     history: NDArray[np.float64]  # [day, node, sku] demand history, last row = the day before start
     frames: dict[str, pl.DataFrame]  # master data as generated (landed once)
+    storage_capacity: NDArray[np.float64] | None = None  # volume per node, inf/None = unlimited
+
+    def storage(self) -> NDArray[np.float64]:
+        """Storage capacity (volume) per node; unlimited where unknown."""
+        if self.storage_capacity is None:
+            return np.full(len(self.nodes), np.inf)
+        return self.storage_capacity
 
     @property
     def n_nodes(self) -> int:
@@ -211,4 +218,5 @@ def build_network(
         receipts=tuple(receipts),
         history=history,
         frames={k: frames[k] for k in ("sites", "items", "lanes")},
+        storage_capacity=sites["storage_capacity"].fill_null(float("inf")).to_numpy().astype(float),
     )

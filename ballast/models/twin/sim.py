@@ -9,8 +9,9 @@ Sequence of simulated day t (the planner's snapshot of day t is taken before ste
 4. holding is charged on the stock left at the end of the day.
 
 Costs: holding + transport (own lanes, per unit + fixed per lane-day) + purchases + shortage
-penalty. A purchase is charged its premium over the cheapest purchase price (plus the lane's
-fixed cost): goods are needed whoever plans, so only a dearer choice of supplier is a cost.
+penalty + overflow (end-of-day volume above a site's storage capacity, per volume-day). A
+purchase is charged its premium over the cheapest purchase price (plus the lane's fixed cost):
+goods are needed whoever plans, so only a dearer choice of supplier is a cost.
 
 Stock is conserved: initial stock + receipts = stock + shipped out + sold (checked in tests).
 """
@@ -71,6 +72,8 @@ class Ledger:
     transport_cost: NDArray[np.float64]  # [day] own lanes: per unit + fixed
     purchase_cost: NDArray[np.float64]  # [day] supplier lanes: premium over the cheapest price per unit + fixed
     shortage_cost: NDArray[np.float64]  # [day]
+    overflow: NDArray[np.float64] | None = None  # [day, node] end-of-day volume above storage capacity
+    overflow_cost: NDArray[np.float64] | None = None  # [day]
     shipments: list[Shipment] = field(default_factory=list)
     short_shipped_units: float = 0.0
     orders_submitted: int = 0
@@ -79,8 +82,13 @@ class Ledger:
     received: float = 0.0  # units received from suppliers and open purchase orders (new to the network)
 
     def total_cost(self) -> float:
+        overflow = float(self.overflow_cost.sum()) if self.overflow_cost is not None else 0.0
         return float(
-            self.holding_cost.sum() + self.transport_cost.sum() + self.purchase_cost.sum() + self.shortage_cost.sum()
+            self.holding_cost.sum()
+            + self.transport_cost.sum()
+            + self.purchase_cost.sum()
+            + self.shortage_cost.sum()
+            + overflow
         )
 
 
@@ -96,8 +104,11 @@ class Simulator:
         unmet: Unmet = "lost_sales",
         backorder_daily_share: float = 0.1,
         credit: NDArray[np.float64] | None = None,
+        overflow_rate: float = 0.0,
     ) -> None:
         self.net, self.paths, self.unmet = network, paths, unmet
+        self.overflow_rate = overflow_rate
+        self._storage = network.storage()
         self.penalty = penalty
         self.backorder_daily_share = backorder_daily_share
         self.credit = credit if credit is not None else np.zeros(network.n_skus)
@@ -119,6 +130,8 @@ class Simulator:
             transport_cost=np.zeros(days),
             purchase_cost=np.zeros(days),
             shortage_cost=np.zeros(days),
+            overflow=np.zeros((days, n)),
+            overflow_cost=np.zeros(days),
         )
         self._own = ~network.is_supplier
 
@@ -223,6 +236,11 @@ class Simulator:
         # 4. holding
         led.stock[t] = self.stock
         led.holding_cost[t] = float((self.stock * net.holding[None, :]).sum())
+        # storage: the simulator cannot refuse goods that arrive; volume above capacity goes to
+        # overflow storage at a cost per volume-day (the planner treats capacity as a hard limit)
+        volume = self.stock @ net.volume
+        led.overflow[t] = np.clip(volume - self._storage, 0.0, None)
+        led.overflow_cost[t] = float(led.overflow[t].sum() * self.overflow_rate)
         self.day += 1
         if self.day == self.paths.days and self.unmet == "backorders":
             # a unit still waiting at the end costs the full penalty, as in the policy's model

@@ -19,7 +19,7 @@ from ballast.models.twin.config import TwinSettings
 from ballast.models.twin.network import TwinNetwork, build_network
 from ballast.models.twin.paths import DemandModel, Paths, draw_paths, fit_demand
 from ballast.models.twin.scenarios import Scenario
-from ballast.models.twin.sim import Ledger, Simulator
+from ballast.models.twin.sim import Ledger, Order, Simulator
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ class World:
     unmet: Literal["lost_sales", "backorders"]
     backorder_daily_share: float
     frames: dict[str, pl.DataFrame]
+    overflow_rate: float = 0.0
 
     def simulator(self) -> Simulator:
         return Simulator(
@@ -48,6 +49,7 @@ class World:
             unmet=self.unmet,
             backorder_daily_share=self.backorder_daily_share,
             credit=self.credit,
+            overflow_rate=self.overflow_rate,
         )
 
 
@@ -78,6 +80,7 @@ def make_world(
         unmet=policy.unmet_demand,
         backorder_daily_share=policy.backorder_daily_penalty_share,
         frames=frames,
+        overflow_rate=settings.costs.overflow_per_volume_day,
     )
 
 
@@ -85,6 +88,22 @@ def run_baseline(world: World, kind: BaselineKind, multiplier: float, review_day
     rule = bl.base_stock_levels(world.network, world.model, multiplier, z, review_days)
     decide = bl.no_transfer_policy(rule) if kind == "no_transfers" else bl.reactive_policy(rule, world.network)
     return world.simulator().run(decide)
+
+
+def replay(world: World, orders_by_day: dict[int, list[Order]], refused_days: list[int] | None = None) -> Ledger:
+    """Re-run a recorded policy: submit each day's released orders again on the same world.
+
+    The simulator is deterministic, so a replay reproduces the run; with other cost settings it
+    re-prices the same decisions."""
+    sim = world.simulator()
+    refused = set(refused_days or ())
+
+    def decide(s: Simulator) -> None:
+        if s.day in refused:
+            s.refuse()
+        s.submit(orders_by_day.get(s.day, []))
+
+    return sim.run(decide)
 
 
 def tune_baseline(training: list[World], kind: BaselineKind, settings: TwinSettings) -> tuple[tuple[float, int], dict]:
@@ -103,5 +122,5 @@ def run_bound(
     """The perfect-information bound (None with backorders: not defined there)."""
     if world.unmet != "lost_sales":
         return None
-    model = build_bound(world.network, world.paths, world.penalty, world.credit, integer_lanes)
+    model = build_bound(world.network, world.paths, world.penalty, world.credit, integer_lanes, world.overflow_rate)
     return solve_bound(model, world.network, world.paths, time_limit_seconds, mip_gap)

@@ -92,3 +92,15 @@ def test_a_day_past_the_end_is_refused(tiny: TwinNetwork) -> None:
     sim.step()
     with pytest.raises(RuntimeError, match="past its end"):
         sim.step()
+
+
+def test_volume_above_storage_capacity_is_charged_as_overflow() -> None:
+    from dataclasses import replace
+
+    net = replace(tiny_network(stock=(0.0, 10.0, 40.0)), storage_capacity=np.array([np.inf, np.inf, 8.0, np.inf]))
+    paths = _paths(net, [1, 1], [0, 0])
+    sim = Simulator(net, paths, penalty=np.array([20.0]), overflow_rate=0.5)
+    sim.step()
+    sim.step()
+    assert sim.ledger.overflow[:, 2].tolist() == [1.0, 0.0]  # A holds 9 then 8 litres for a capacity of 8
+    assert sim.ledger.total_cost() == pytest.approx(sim.ledger.holding_cost.sum() + 0.5)
