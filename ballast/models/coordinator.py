@@ -800,7 +800,8 @@ def slope_scaling(
     round's solution is loaded into the model. The rounds are warm-started LPs in the model's HiGHS
     session, with no clock in them (each may take `options.time_limit_seconds`, a guard against a
     hang; a round stopped by it ends the rounds), so the result is the same on every run. Stops early
-    when the set of used binaries is the same three rounds in a row, or when `patience` rounds in a row improve the best value by less than `min_gain` (relative).
+    when the set of used binaries is the same three rounds in a row, or when `patience` rounds in a
+    row improve the best value by less than `min_gain` (relative).
     Returns (rounds run, seconds in HiGHS, best value).
     """
     with PYOMO_LOCK:

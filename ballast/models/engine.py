@@ -391,15 +391,18 @@ def whole_units(
 
 def echelon_round(inputs: NetworkInputs, flows: pl.DataFrame, rounding: Literal["round", "floor"]) -> pl.DataFrame:
     """Whole units in the order goods move: the sites of each SKU in topological order of its flows
-    (plants, then DCs, then hubs). A site's arrivals are final once every site upstream of it is done;
-    its departures are then rounded (`rounding`, never above the slot's bound) and, wherever the
-    projected stock would go negative, shrunk — the latest departures before the shortfall first — and
-    dropped when they fall under the minimum transfer (on one day, the orders that stay above it are
-    shrunk first). Lane-days left under their lane's minimum are
-    dropped, and the passes repeat until nothing changes (quantities only ever go down, so it ends).
-    Short-dated units (they leave a pool, not stock) are rounded down."""
+    (plants, then DCs, then hubs). Every shipment is first rounded (`rounding`, never above its slot's
+    bound; short-dated units, which leave a pool and not stock, are rounded down), and a lane-day that
+    this took under its lane minimum gets back to it (rows rounded down go up one unit), and one it took
+    over its lane or outbound capacity comes back under it (rows rounded up go down one). A site's
+    arrivals are final once every site upstream of it is done; wherever its projected stock would go
+    negative its departures shrink — the latest before the shortfall first, and on one day those that
+    stay above their minimum transfer and keep their lane-day above the lane minimum first — and an
+    order under the minimum transfer goes. Lane-days left under their lane's minimum are dropped, and
+    the passes repeat until nothing changes (after the first rounding quantities only go down)."""
     arcs, sites = inputs.arcs, inputs.sites
     keys: list[tuple[str, str, int]] = []
+    wanted: list[float] = []
     regular: list[int] = []
     dated: list[int] = []
     for a, k, t, q, sd in flows.select("arc_id", "sku", "ship_day", "qty", "short_dated_qty").iter_rows():
@@ -409,6 +412,7 @@ def echelon_round(inputs: NetworkInputs, flows: pl.DataFrame, rounding: Literal[
         if up is not None and ri > up + 1e-9:
             ri = math.floor(up + 1e-9)
         keys.append((a, k, t))
+        wanted.append(r)
         regular.append(max(ri, 0))
         dated.append(max(math.floor(sd + 1e-9), 0))
     by_sku: dict[str, list[int]] = defaultdict(list)
@@ -418,6 +422,49 @@ def echelon_round(inputs: NetworkInputs, flows: pl.DataFrame, rounding: Literal[
     def minimum(i: int) -> float:
         a, k, _t = keys[i]
         return inputs.items[k].min_transfer_units if arcs[a].minimum_transfer_applies else 0.0
+
+    # a lane-day the fractional plan filled to its lane minimum keeps it: rounding down may take it
+    # under, so the rows rounded down go up by one (largest fraction first) until it is met again
+    lane_total: dict[tuple[str, int], float] = defaultdict(float)
+    lane_rows: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for i, (a, _k, t) in enumerate(keys):
+        lane_total[(a, t)] += regular[i] + dated[i]
+        lane_rows[(a, t)].append(i)
+    fraction = [r - ri for r, ri in zip(wanted, regular, strict=True)]
+    for (a, t), rows in lane_rows.items():
+        lane_min = arcs[a].min_units or 0.0
+        for i in sorted(rows, key=lambda i: (-fraction[i], keys[i][1])):
+            if lane_total[(a, t)] >= lane_min - 1e-9:
+                break
+            up = inputs.ship_upper.get((a, keys[i][1]))
+            if fraction[i] > 1e-9 and (up is None or regular[i] + 1 <= up + 1e-9):
+                regular[i] += 1
+                lane_total[(a, t)] += 1
+    fraction = [r - ri for r, ri in zip(wanted, regular, strict=True)]
+
+    # and a lane-day or a site's day that rounding up took over its capacity comes back under it: the
+    # rows rounded up go down by one (most rounded up first)
+    def trim(rows: list[int], weight: Callable[[int], float], room: float) -> None:
+        load = sum((regular[i] + dated[i]) * weight(i) for i in rows)
+        for i in sorted(rows, key=lambda i: (fraction[i], keys[i])):
+            if load <= room + 1e-6 * max(1.0, room) or fraction[i] >= -1e-9:
+                break
+            regular[i] -= 1
+            fraction[i] += 1
+            load -= weight(i)
+
+    for (a, t), rows in lane_rows.items():
+        if (a, t) in inputs.lane_room:
+            trim(rows, lambda i: inputs.items[keys[i][1]].unit_volume, inputs.lane_room[(a, t)])
+    site_rows: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for i, (a, _k, t) in enumerate(keys):
+        site_rows[(arcs[a].origin, t)].append(i)
+    for (site, t), rows in site_rows.items():
+        if (site, t) in inputs.outbound_room:
+            trim(rows, lambda _i: 1.0, inputs.outbound_room[(site, t)])
+    lane_total.clear()
+    for i, (a, _k, t) in enumerate(keys):
+        lane_total[(a, t)] += regular[i] + dated[i]
 
     def site_order(rows: list[int]) -> list[str]:
         graph: dict[str, set[str]] = defaultdict(set)
@@ -459,14 +506,19 @@ def echelon_round(inputs: NetworkInputs, flows: pl.DataFrame, rounding: Literal[
                     # shrink the latest departures on or before day t first (the least urgent), and on
                     # one day those that stay above their minimum transfer first
                     def order(i: int, need: int = need) -> tuple:
-                        drops = regular[i] - min(need, regular[i]) + dated[i] < minimum(i)
-                        return (-keys[i][2], drops, keys[i][0])
+                        cut = min(need, regular[i])
+                        a, _k, day = keys[i]
+                        drops = regular[i] - cut + dated[i] < minimum(i) or (
+                            lane_total[(a, day)] - cut < (arcs[a].min_units or 0.0) - 1e-9
+                        )
+                        return (-day, drops, a)
 
                     for i in sorted((i for i in leaving[s] if keys[i][2] <= t and regular[i] > 0), key=order):
                         cut = min(need, regular[i])
                         if regular[i] - cut + dated[i] < minimum(i):
                             cut = regular[i]  # under the minimum transfer: the order goes
                         regular[i] -= cut
+                        lane_total[(keys[i][0], keys[i][2])] -= cut
                         outflow[keys[i][2]] -= cut
                         level += cut
                         need -= cut
@@ -485,6 +537,9 @@ def echelon_round(inputs: NetworkInputs, flows: pl.DataFrame, rounding: Literal[
             if q < minimum(i) - 1e-9 or lane_units[(a, t)] < lane_min - 1e-9:
                 regular[i] = dated[i] = 0
                 changed = True
+        lane_total.clear()
+        for i, (a, _k, t) in enumerate(keys):
+            lane_total[(a, t)] += regular[i] + dated[i]
         if not changed:
             break
     merged = {
