@@ -99,9 +99,8 @@ def main() -> None:
     con.close()
     results["rungs"] = dict(rungs)
     results["forecast_fits"] = fits
-    print(json.dumps(results, indent=2))
-    sys.stdout.flush()
-    os._exit(0)  # skip DuckDB's nanobind teardown noise; everything is written
+    print(json.dumps(results, indent=2), flush=True)
+    # A normal exit (not os._exit): Prefect stops its ephemeral API server at interpreter exit.
 
 
 if __name__ == "__main__":

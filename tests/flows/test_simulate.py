@@ -57,3 +57,18 @@ def test_simulate_two_days_with_a_wms_fault_on_day_one(
     assert outcomes[-1][0] == "blocked" and "inventory" in outcomes[-1][1]
     # isolation: nothing was written to the live home outside simulations/
     assert sorted(p.name for p in ballast_home.iterdir()) == ["simulations"]
+    # the simulator acted only on the outbox: replaying the released orders reproduces the run
+    from ballast.io.twin_extracts import released_orders_by_day
+    from ballast.models.policy import load_policy
+    from ballast.models.sample import generate_network
+    from ballast.models.twin.config import load_twin_settings
+    from ballast.models.twin.world import make_network, make_world, replay
+    from ballast.settings import PACKAGED_POLICY
+
+    settings = load_twin_settings(twin, days=2)
+    policy, _ = load_policy(PACKAGED_POLICY)
+    frames = generate_network(settings.sample_spec())
+    network = make_network(frames, settings, policy)
+    world = make_world(frames, network, fault, 1, 2, settings, policy)
+    again = replay(world, released_orders_by_day(run_home, network), [1])
+    assert again.total_cost() == pytest.approx(ballast["total_cost"])

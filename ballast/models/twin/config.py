@@ -44,7 +44,7 @@ class PlannerSettings(_Strict):
 
 class CostSettings(_Strict):
     purchase_cost: Literal["premium_over_cheapest"] = "premium_over_cheapest"
-    overflow_per_volume_day: float = Field(0.1, ge=0)
+    overflow_per_volume_day: float = Field(0.0, ge=0)
 
 
 class BaselineSettings(_Strict):
