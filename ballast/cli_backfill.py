@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,11 +42,17 @@ def backfill(
 ) -> None:
     """Replay the planning cycle at every as-of from --start to --end, as the warehouse knew it then.
 
-    Inputs, demand history, policy and forecasts are those known at each as-of (never data that
-    arrived later). Backfilled plans are marked as such: never released, never in the outbox.
-    As-ofs already backfilled with the same inputs are skipped (--force redoes them), so a killed
-    backfill resumes where it stopped when run again. Exits 1 if any as-of failed.
+    Inputs, demand history, policy and forecasts are those known at each as-of (never data that arrived later).
+    Backfilled plans are marked as such: never released, never in the outbox.
+
+    As-ofs already backfilled with the same inputs are skipped (--force redoes them), so a killed backfill
+    resumes where it stopped when run again. Exits 1 if any as-of failed.
     """
+    from ballast.cli import _quiet_prefect
+
+    _quiet_prefect()
+    # One line per task run would bury the progress bar; warnings and errors still show.
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -55,7 +62,6 @@ def backfill(
         TimeRemainingColumn,
     )
 
-    from ballast.cli import _quiet_prefect
     from ballast.flows.backfill import BackfillParams, progress_listener
     from ballast.flows.backfill import backfill as backfill_flow
     from ballast.io.cycle_lock import CycleBusy
@@ -68,7 +74,6 @@ def backfill(
         raise typer.BadParameter(str(exc)) from None
     if policy is not None and not policy.is_file():
         raise typer.BadParameter(f"policy file {policy} does not exist", param_hint="--policy")
-    _quiet_prefect()
     params = BackfillParams(start=t0, end=t1, every=every, policy=policy, force=force, dask=dask or bool(dask_address),
                             workers=workers, dask_address=dask_address, report=not no_report)
     progress = Progress(

@@ -10,26 +10,34 @@ demand history are landed once, on the first day.
 
 from __future__ import annotations
 
+import os
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from ballast.io.landing import land_frame
+from ballast.io.landing import file_name, land_frame, write_manifest
 from ballast.models.sample import conform
 from ballast.models.twin.network import TwinNetwork
 from ballast.models.twin.sim import Order, Simulator
 
 
-def _stamped(frame: pl.DataFrame, as_of: datetime) -> pl.DataFrame:
-    """The frame plus an `extracted_at` column (extra columns are kept but ignored by the contract).
+def land_stamped(frame: pl.DataFrame, inbox: Path, extract: str, as_of: datetime) -> Path:
+    """Land `frame` as Parquet whose file metadata carries the export time, by the landing convention.
 
     Ingest treats a file whose sha256 it has seen as a duplicate, and readiness then finds the
-    extract stale; an unchanged TMS/ERP snapshot re-delivered the next day must therefore differ
-    in its bytes, as real exports do through their export timestamp.
+    extract stale; an unchanged (or empty) TMS/ERP snapshot re-delivered the next day must
+    therefore differ in its bytes, as real exports do through their export timestamp.
     """
-    return frame.with_columns(pl.lit(as_of.strftime("%Y-%m-%dT%H:%M:%SZ")).alias("extracted_at"))
+    folder = inbox / extract
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / file_name(extract, as_of, "parquet")
+    tmp = folder / f".{final.name}.part"
+    frame.write_parquet(tmp, metadata={"extracted_at": as_of.strftime("%Y-%m-%dT%H:%M:%SZ")})
+    os.replace(tmp, final)
+    write_manifest(final, extract, as_of, frame.height)
+    return final
 
 
 def _day(start: date, offset: int) -> date:
@@ -143,8 +151,8 @@ def land_snapshot(sim: Simulator, inbox: Path, as_of: datetime, *, stale_wms: bo
         inv = inventory_frame(sim, as_of)
         paths.append(land_frame(inv, inbox, "inventory", as_of, "csv"))
         paths.append(land_frame(book_inventory_frame(inv), inbox, "book_inventory", as_of, "csv"))
-    paths.append(land_frame(_stamped(in_transit_frame(sim), as_of), inbox, "in_transit", as_of, "csv"))
-    paths.append(land_frame(_stamped(purchase_orders_frame(sim), as_of), inbox, "purchase_orders", as_of, "csv"))
+    paths.append(land_stamped(in_transit_frame(sim), inbox, "in_transit", as_of))
+    paths.append(land_stamped(purchase_orders_frame(sim), inbox, "purchase_orders", as_of))
     if sim.day > 0:
         paths.append(land_frame(demand_frame(sim, sim.day - 1), inbox, "demand", as_of, "csv"))
     return paths

@@ -95,3 +95,16 @@ def test_outbox_csv_becomes_orders_once(world, tmp_path: Path) -> None:  # noqa:
     orders = tx.read_outbox_orders(tmp_path, seen, net)
     assert orders == [Order(lane, 2, 50.0, 1, "O1")]
     assert tx.read_outbox_orders(tmp_path, seen, net) == []
+
+
+def test_an_unchanged_empty_snapshot_is_still_fresh_the_next_day(world, tmp_path: Path) -> None:  # noqa: ANN001
+    from datetime import UTC, datetime
+
+    from ballast.models.sample import conform
+
+    start = world.network.start
+    first = datetime(start.year, start.month, start.day, 6, tzinfo=UTC)
+    empty = conform(pl.DataFrame(schema=tx.in_transit_frame(world.simulator()).schema), "in_transit")
+    a = tx.land_stamped(empty, tmp_path / "inbox", "in_transit", first)
+    b = tx.land_stamped(empty, tmp_path / "inbox", "in_transit", first + timedelta(days=1))
+    assert a.read_bytes() != b.read_bytes()  # ingest would drop b as a duplicate of a otherwise
