@@ -234,6 +234,22 @@ def scan_inbox(inbox: Path) -> list[Path]:
     return sorted(found, key=lambda p: (parsed[p].as_of if parsed[p] else datetime.max.replace(tzinfo=UTC), p.name))
 
 
+def _unchanged_snapshot_later(extract: Extract, mpath: Path, known_as_of: datetime) -> bool:
+    """Same bytes as a file already taken, but a snapshot declared as of a later time: news, not a copy.
+
+    An empty in-transit list or an unchanged PO book delivered again tomorrow says "still so as of
+    tomorrow"; skipping it as a duplicate would leave the snapshot looking stale and block planning.
+    Demand (not a snapshot) with the same bytes is still a copy: taking it twice would count it twice.
+    """
+    if not extract.snapshot:
+        return False
+    try:
+        declared = Manifest.from_json(mpath.read_text()).as_of
+    except (ValueError, KeyError, OSError):
+        return False  # an unreadable manifest is reported by the normal path, not here
+    return declared > known_as_of
+
+
 def _archive(path: Path, inbox: Path, archive: Path, subfolder: str | None = None) -> Path:
     """Move a file and its manifest out of the inbox; never overwrite an archived file."""
     rel = path.parent.relative_to(inbox)
@@ -335,9 +351,14 @@ def ingest_file(
             f"{path.name}: no manifest yet ({mpath.name}); treated as still being written, left in place",
         )
     sha = sha256_of(path)
-    known = one(con, "SELECT file_id, file_name, status FROM ingest_files WHERE sha256 = ? ORDER BY file_id LIMIT 1", [sha])
-    if known is not None:
-        file_id, known_name, known_status = known
+    known = one(
+        con,
+        """SELECT file_id, file_name, status, as_of FROM ingest_files WHERE sha256 = ?
+           ORDER BY file_name = ? DESC, as_of DESC, file_id LIMIT 1""",
+        [sha, path.name],
+    )
+    if known is not None and (known[1] == path.name or not _unchanged_snapshot_later(extract, mpath, known[3])):
+        file_id, known_name, known_status, _ = known
         if known_name == path.name:
             subfolder = "rejected" if known_status == "rejected" else None
             _archive(path, inbox, archive, subfolder)

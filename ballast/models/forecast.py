@@ -644,10 +644,13 @@ def _tidy(fc: pl.DataFrame) -> pl.DataFrame:
 
 
 def needs_refresh(last_fitted_at: datetime | None, now: datetime, max_age_hours: float, told: bool) -> bool:
-    """The 15-minute cycle refits only when told to or when the latest forecasts are too old."""
+    """The 15-minute cycle refits only when told to or when the latest forecasts are too old.
+
+    Forecasts exactly `max_age_hours` old are due: a daily cycle at the same hour refits every day,
+    not every other day."""
     if told or last_fitted_at is None:
         return True
-    return (now - last_fitted_at).total_seconds() > max_age_hours * 3600
+    return (now - last_fitted_at).total_seconds() >= max_age_hours * 3600
 
 
 def partition_series(meta: pl.DataFrame, n_partitions: int) -> list[pl.DataFrame]:

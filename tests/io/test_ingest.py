@@ -407,3 +407,22 @@ def test_parquet_naive_timestamps_are_refused_and_extra_columns_kept(con, policy
     assert len(rows) == 6 and all("no time zone" in r["rule"] for r in rows)
     assert rows[0]["value"] == "2026-11-23T06:15:00.000000"
     assert gate.outcome == "block"
+
+
+def test_unchanged_snapshot_delivered_later_is_a_new_snapshot_not_a_copy(con, policy):
+    """An in-transit list that did not change, delivered again as of a later time, says "still so": it is
+    taken (the snapshot is fresh as of then), while demand with the same bytes stays a copy."""
+    s = Settings()
+    archived = next((s.archive_dir / "in_transit").glob("*.csv"))
+    rows = con.execute("SELECT rows_read FROM ingest_files WHERE extract = 'in_transit'").fetchall()[0][0]
+    deliver("in_transit", archived.read_bytes(), rows=rows, as_of=LATER)
+    [outcome], [gate] = run(con, policy)
+    assert outcome.status == "landed" and gate.outcome == "pass"
+    meta = con.execute(
+        "SELECT max(as_of) FROM ingest_files WHERE extract = 'in_transit' AND status = 'landed'"
+    ).fetchall()[0][0]
+    assert meta == LATER
+    # the same bytes as of the same time again: a copy
+    deliver("in_transit", archived.read_bytes(), rows=rows, as_of=f.AS_OF)
+    [outcome], gates = run(con, policy)
+    assert outcome.status == "duplicate" and gates == []

@@ -139,6 +139,7 @@ def test_needs_refresh() -> None:
     assert fc.needs_refresh(None, now, 24, told=False)
     assert fc.needs_refresh(now, now, 24, told=True)
     assert not fc.needs_refresh(now - timedelta(hours=23), now, 24, told=False)
+    assert fc.needs_refresh(now - timedelta(hours=24), now, 24, told=False)  # a daily cycle refits daily
     assert fc.needs_refresh(now - timedelta(hours=25), now, 24, told=False)
 
 
