@@ -17,7 +17,7 @@ $(STAMP): requirements.lock pyproject.toml
 
 setup: $(STAMP)  ## create .venv with the locked dependencies and ballast itself
 
-demo: $(STAMP)  ## sample network -> ingest -> quality gates (-> plan, as later steps land)
+demo: $(STAMP)  ## sample network -> ingest -> quality gates -> forecast -> plan -> published report, outbox, MLflow run
 	$(BIN)/ballast demo
 
 test: $(STAMP)  ## the whole suite, slow end-to-end cases included (what CI runs)

@@ -163,7 +163,10 @@ def backfill(params: BackfillParams) -> BackfillSummary:
         except CycleBusy:
             raise
         except Exception as exc:  # noqa: BLE001
-            done(StepOutcome(job.as_of, "failed", job.plan_id, f"commit failed: {type(exc).__name__}: {exc}"))
+            failed = StepOutcome(job.as_of, "failed", job.plan_id, f"commit failed: {type(exc).__name__}: {exc}")
+            with _writer(settings, f"backfill {backfill_id} record"):  # the reason is kept with the run
+                record_outcome_task(settings, backfill_id, failed)
+            done(failed)
 
     with runner if runner is not None else nullcontext():
         for as_of in times:
@@ -202,7 +205,7 @@ def backfill(params: BackfillParams) -> BackfillSummary:
 def _report(settings: Settings, params: BackfillParams, backfill_id: str) -> Path:
     """KPIs over time of the range's backfilled plans and their diff against live plans of the same as-of."""
     with _writer(settings, f"backfill {backfill_id} report"), open_warehouse(settings.db_path) as con:
-        kpis = store.kpi_history(con, params.start, params.end)
+        kpis = store.kpi_history(con, backfill_id)
         steps = store.steps(con, backfill_id)
         diffs = []
         for as_of, plan_id in kpis.select("as_of", "plan_id").iter_rows() if kpis.height else []:

@@ -111,12 +111,14 @@ def steps(con: duckdb.DuckDBPyConnection, backfill_id: str) -> pl.DataFrame:
     )
 
 
-def kpi_history(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> pl.DataFrame:
-    """One row per backfilled plan with as-of in [start, end] (newest plan per as-of), KPIs unpacked."""
+def kpi_history(con: duckdb.DuckDBPyConnection, backfill_id: str) -> pl.DataFrame:
+    """One row per plan this backfill planned or found already planned (not other backfills' what-ifs), KPIs unpacked."""
+    ensure_tables(con)
     rows = con.execute(
-        """SELECT as_of, plan_id, kpis, solve FROM plans WHERE mode = 'backfill' AND as_of BETWEEN ? AND ?
-           QUALIFY row_number() OVER (PARTITION BY as_of ORDER BY created_at DESC) = 1 ORDER BY as_of""",
-        [start, end],
+        """SELECT p.as_of, p.plan_id, p.kpis, p.solve FROM plans p
+           WHERE p.plan_id IN (SELECT plan_id FROM backfill_steps WHERE backfill_id = ? AND plan_id IS NOT NULL)
+           ORDER BY p.as_of""",
+        [backfill_id],
     ).fetchall()
     records = []
     for as_of, plan_id, kpis, solve in rows:

@@ -123,7 +123,7 @@ def used_lanes_known(con: duckdb.DuckDBPyConnection, known_at: datetime) -> pl.D
         con,
         f"""SELECT o.origin, o.destination FROM released_orders r
            JOIN transfer_orders o ON o.order_id = r.order_id AND o.plan_id = r.plan_id
-           WHERE r.released_at <= CAST(? AS TIMESTAMPTZ)
+           WHERE r.released_at < CAST(? AS TIMESTAMPTZ)
            UNION
            SELECT s.origin, s.destination FROM stg_in_transit s
            JOIN gate_results g ON g.file_id = s._file_id AND g.outcome IN ('pass', 'pass_with_quarantine')

@@ -89,16 +89,21 @@ def latest_plan_id(con: duckdb.DuckDBPyConnection, mode: str = "live", before: d
 
 
 def released_commitments(con: duckdb.DuckDBPyConnection, as_of: datetime | None = None) -> pl.DataFrame:
-    """Released transfer and purchase orders of live plans (known as of `as_of`): the cycle's commitments."""
+    """Released transfer and purchase orders of live plans released before `as_of`: the cycle's commitments.
+
+    Strictly before: a cycle's own releases carry its as-of, so rerunning that as-of plans on the same inputs.
+    """
     return query_frame(
         con,
         """SELECT o.order_id, o.kind, o.origin, o.destination, o.mode, o.sku, o.ship_date, o.arrive_date, o.qty
            FROM released_orders r JOIN transfer_orders o ON o.order_id = r.order_id AND o.plan_id = r.plan_id
            JOIN plans p ON p.plan_id = r.plan_id
-           WHERE p.mode = 'live' AND (CAST(? AS TIMESTAMPTZ) IS NULL OR r.released_at <= CAST(? AS TIMESTAMPTZ))
-             AND o.order_id NOT IN (SELECT order_id FROM decisions WHERE decision = 'cancelled')
+           WHERE p.mode = 'live' AND (CAST(? AS TIMESTAMPTZ) IS NULL OR r.released_at < CAST(? AS TIMESTAMPTZ))
+             AND o.order_id NOT IN (
+                 SELECT order_id FROM decisions WHERE decision = 'cancelled'
+                   AND (CAST(? AS TIMESTAMPTZ) IS NULL OR decided_at < CAST(? AS TIMESTAMPTZ)))
            ORDER BY o.ship_date, o.order_id""",
-        [as_of, as_of],
+        [as_of, as_of, as_of, as_of],
     )
 
 
@@ -139,7 +144,9 @@ def publish(
         insert_frame(con, "transfer_orders", frame)
         released: list[str] = []
         if plan.mode == "live":
-            released = _release(con, plan.plan_id, plan.plan_id, releasable.to_list(), now)
+            # Stamped with the plan's as-of (its logical time), not the wall clock: the next cycle, and a
+            # replay of any later as-of, see these commitments; a rerun of this same as-of does not.
+            released = _release(con, plan.plan_id, plan.plan_id, releasable.to_list(), plan.as_of)
         append_audit(
             con, actor, "publish_plan", plan.plan_id,
             {"mode": plan.mode, "as_of": plan.as_of.isoformat(), "orders": frame.height, "released": len(released),

@@ -313,7 +313,8 @@ def promote(
     in_force, in_force_sha, in_force_text = _in_force_policy(con, settings)
     new_policy = current_challenger(history, "policy") if "policy" in chosen else None
     author = _policy_version(new_policy).policy().author if new_policy is not None else None
-    check_rollout_role(by, in_force, author)
+    registrants = tuple(ch.by for k in chosen if (ch := current_challenger(history, k)) is not None)
+    check_rollout_role(by, in_force, author, registrants)
     promoted: list[VersionEvent] = []
     with transaction(con):
         for kind in chosen:

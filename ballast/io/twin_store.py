@@ -21,6 +21,7 @@ import duckdb
 import polars as pl
 
 from ballast.io.tracking import start_run
+from ballast.io.warehouse import transaction
 from ballast.settings import Settings
 
 EXPERIMENT = "ballast-twin"
@@ -99,7 +100,7 @@ def record_run(
         mlflow.log_params({k: (json.dumps(v) if isinstance(v, dict | list | tuple) else v) for k, v in params.items()})
         mlflow.log_metrics({k: float(v) for k, v in kpis.items() if _clean(v) is not None})
         run_id = run.info.run_id
-    with _connect(sim.results_db) as con:
+    with _connect(sim.results_db) as con, transaction(con):  # a rerun replaces a run's rows whole, or not at all
         con.execute(
             "DELETE FROM twin_runs WHERE simulation = ? AND scenario = ? AND seed = ? AND policy = ?",
             [sim.name, scenario, seed, policy],

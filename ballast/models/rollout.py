@@ -75,8 +75,14 @@ def current_challenger(events: Iterable[VersionEvent], kind: str) -> VersionEven
     return latest if latest is not None and latest.ref is not None else None
 
 
-def check_rollout_role(by: str, in_force: Policy, author_of_new: str | None = None) -> None:
-    """Promotion and rollback are for planners of the policy in force; nobody promotes their own policy."""
+def check_rollout_role(
+    by: str, in_force: Policy, author_of_new: str | None = None, registered_by: tuple[str, ...] = ()
+) -> None:
+    """Promotion and rollback are for planners of the policy in force; nobody promotes their own policy.
+
+    "Their own" is both the author the policy file names and whoever registered the challenger
+    (the file's `author:` is self-declared; the registry's `by` is what we recorded).
+    """
     if not by.strip():
         raise NotAllowed("say who switches versions (--by)")
     if by not in in_force.approval.planners:
@@ -86,6 +92,8 @@ def check_rollout_role(by: str, in_force: Policy, author_of_new: str | None = No
         )
     if author_of_new is not None and by == author_of_new:
         raise NotAllowed(f"{by!r} wrote the challenger policy and may not promote it (maker-checker)")
+    if by in registered_by:
+        raise NotAllowed(f"{by!r} registered the challenger and may not promote it (maker-checker)")
 
 
 @dataclass(frozen=True)

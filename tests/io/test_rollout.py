@@ -137,6 +137,14 @@ def test_refusals_change_nothing(con, tmp_path):
         rollout.promote(con, settings, by="ben.planner", reason="x")
     assert len(audit_entries(con)) == before and rollout.champion_policy(con) is None
 
+    # the file's author is self-declared: whoever registered the challenger may not promote it either
+    ghost = _policy_file(tmp_path, "2026.12.2", author="ben.planner")
+    rollout.set_challenger(con, by="ana.planner", reason="names ben as author", policy_path=ghost, now=T0)
+    before = len(audit_entries(con))
+    with pytest.raises(NotAllowed, match="registered the challenger"):
+        rollout.promote(con, settings, by="ana.planner", reason="x")
+    assert len(audit_entries(con)) == before and rollout.champion_policy(con) is None
+
     bad = tmp_path / "bad.yaml"
     bad.write_text("version: '1'\nauthor: a\nsurprise: 1\n")
     with pytest.raises(ValueError, match="surprise: unknown key"):
