@@ -125,5 +125,6 @@ def test_kill_9_anywhere_loses_nothing_and_sends_nothing_twice(ballast_home, api
     assert not [p for p in settings.inbox_dir.glob("*/*") if not p.name.startswith(".")], "inbox fully archived"
     assert released > 0
     assert len([f for f in fired if not f.startswith("sigkill")]) == len(CRASH_POINTS)
+    assert any(f.startswith("sigkill") for f in fired), "no random kill landed before its cycle ended"
     rerun = time.monotonic() - t
     print(f"clean cycle {cycle_seconds:.1f} s; faults fired: {fired}; clean rerun {rerun:.1f} s; {released} released")  # noqa: T201
