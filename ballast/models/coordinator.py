@@ -753,10 +753,16 @@ def _configure(h, options: SolveOptions) -> None:
     h.setOptionValue("time_limit", _deadline(h, options.time_limit_seconds))
     h.setOptionValue("mip_rel_gap", float(options.mip_gap))
     # HiGHS keeps one global thread scheduler per process: a run asking for a different thread
-    # count than the first run fails (kNotset). So the count is set once, by whoever runs first.
+    # count than the scheduler was started with fails (kNotset). Restart the scheduler when the count
+    # changes, so a plan depends on its own options only, not on which run came first in this
+    # process: the same job gives the same plan in a fresh Dask worker and in a long-lived process.
     global _THREADS
-    if _THREADS is None:
-        _THREADS = int(options.threads)
+    wanted = int(options.threads)
+    if _THREADS is not None and wanted != _THREADS:
+        import highspy
+
+        highspy.Highs.resetGlobalScheduler(True)
+    _THREADS = wanted
     h.setOptionValue("threads", _THREADS)
     h.setOptionValue("random_seed", 0)
     h.setOptionValue("solve_relaxation", bool(options.relax_integers))
