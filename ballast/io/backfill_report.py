@@ -4,12 +4,12 @@ backfilled plan differs from it."""
 
 from __future__ import annotations
 
-import base64
-import io
 from pathlib import Path
 
 import polars as pl
 from jinja2 import Environment, select_autoescape
+
+from ballast.io.plan_report import png_b64
 
 TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>ballast backfill {{ run.backfill_id }}</title>
@@ -72,11 +72,7 @@ def _chart(kpis: pl.DataFrame, title: str, columns: tuple[str, ...], labels: tup
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     fig.autofmt_xdate()
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode()
+    return png_b64(fig)
 
 
 def render_backfill_report(

@@ -73,6 +73,13 @@ def _chart(projection: pl.DataFrame, site: str, sku: str) -> str:
     ax.set_ylabel("units")
     ax.legend(fontsize=8)
     fig.autofmt_xdate()
+    return png_b64(fig)
+
+
+def png_b64(fig) -> str:  # noqa: ANN001 - a matplotlib figure
+    """Lay out, render and close a figure: a base64 PNG to embed in a self-contained HTML report."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")

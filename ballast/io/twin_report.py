@@ -6,14 +6,13 @@ rate per policy, and stock over time at the most affected sites.
 
 from __future__ import annotations
 
-import base64
-import io
 from pathlib import Path
 
 import polars as pl
 from jinja2 import Environment, select_autoescape
 
 from ballast.io.landing import atomic_write_bytes
+from ballast.io.plan_report import png_b64
 
 KPI_COLUMNS = (
     ("total_cost", "total cost", "{:,.0f}"),
@@ -74,16 +73,6 @@ rest dropped; the simulated planner approves every order awaiting approval insid
 """
 
 
-def _png(fig) -> str:  # noqa: ANN001 - a matplotlib figure
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode()
-
-
 def _cost_vs_fill(runs: pl.DataFrame, scenario: str) -> str:
     import matplotlib
 
@@ -99,7 +88,7 @@ def _cost_vs_fill(runs: pl.DataFrame, scenario: str) -> str:
     ax.set_ylabel("total cost")
     ax.set_title(f"{scenario}: cost against fill rate (one dot per seed)", fontsize=10)
     ax.legend(fontsize=8)
-    return _png(fig)
+    return png_b64(fig)
 
 
 def _stock_chart(daily: pl.DataFrame, scenario: str, seed: int, site: str) -> str:
@@ -118,7 +107,7 @@ def _stock_chart(daily: pl.DataFrame, scenario: str, seed: int, site: str) -> st
     ax.set_ylabel("units on hand (end of day)")
     ax.set_title(f"{scenario} · seed {seed} · {site}", fontsize=10)
     ax.legend(fontsize=8)
-    return _png(fig)
+    return png_b64(fig)
 
 
 def _fmt(fmt: str, mean: float | None, sd: float | None) -> str:
