@@ -480,8 +480,13 @@ def greedy_plan(inputs: NetworkInputs) -> pl.DataFrame:
             inputs.receipt_units.get((s, k, t), 0.0) - inputs.issue_units.get((s, k, t), 0.0) for t in range(H)
         ]
 
+    projections: dict[tuple[str, str], list[float]] = {}  # cached until the pair's net flows change
+
     def projection(pair: tuple[str, str]) -> list[float]:
         """End-of-day stock under mean demand, negative where demand goes unmet (lost sales carry 0 on)."""
+        cached = projections.get(pair)
+        if cached is not None:
+            return cached
         level = inputs.initial_units[pair]
         out = []
         for t in range(H):
@@ -489,6 +494,7 @@ def greedy_plan(inputs: NetworkInputs) -> pl.DataFrame:
             out.append(level)
             if lost:
                 level = max(level, 0.0)
+        projections[pair] = out
         return out
 
     def spare_from(pair: tuple[str, str], t: int) -> float:
@@ -518,16 +524,36 @@ def greedy_plan(inputs: NetworkInputs) -> pl.DataFrame:
     for pair in inputs.pairs:
         pairs_by_site[pair[0]].append(pair)
 
+    site_used: dict[str, list[float]] = {}  # projected stock volume per day, kept up to date by `move`
+
+    def used_volume(site: str) -> list[float]:
+        used = site_used.get(site)
+        if used is None:
+            used = [0.0] * H
+            for pair in pairs_by_site[site]:
+                v = items[pair[1]].unit_volume
+                for t, level in enumerate(projection(pair)):
+                    used[t] += max(level, 0.0) * v
+            site_used[site] = used
+        return used
+
+    def move(pair: tuple[str, str], day: int, qty: float) -> None:
+        """Change a pair's net flow on `day`; refresh its projection and its site's used volume."""
+        before = projection(pair)
+        net[pair][day] += qty
+        projections.pop(pair, None)
+        used = site_used.get(pair[0])
+        if used is not None:
+            v = items[pair[1]].unit_volume
+            for t, level in enumerate(projection(pair)):
+                used[t] += (max(level, 0.0) - max(before[t], 0.0)) * v
+
     def storage_ok(site: str, sku: str, arrive: int, qty: float) -> bool:
         """Whether `qty` more units arriving on `arrive` fit the site's storage room every day after."""
         if (site, arrive) not in inputs.storage_room:
             return True
         vol = items[sku].unit_volume * qty
-        used = [0.0] * H
-        for pair in pairs_by_site[site]:
-            v = items[pair[1]].unit_volume
-            for t, level in enumerate(projection(pair)):
-                used[t] += max(level, 0.0) * v
+        used = used_volume(site)
         return all(used[t] + vol <= inputs.storage_room[(site, t)] + 1e-6 for t in range(arrive, H))
 
     deficits = []
@@ -583,8 +609,8 @@ def greedy_plan(inputs: NetworkInputs) -> pl.DataFrame:
             if arc.needs_binary:
                 opened.add((a, t))
             if sites[arc.origin].kind != "supplier":
-                net[origin][t] -= qty
-            net[pair][arrive] += qty
+                move(origin, t, -qty)
+            move(pair, arrive, qty)
             received.add(pair)
     return flows_frame(inputs, plan) if plan else empty_flows()
 
