@@ -5,7 +5,8 @@
 Each size gets a fresh BALLAST_HOME. `cold`: sample network delivered, first cycle (ingest,
 gates, forecast refit, plan). `warm`: a new inventory snapshot 15 minutes later, forecasts
 cached. Each cycle runs in its own process (`ballast run`, Prefect's ephemeral API included),
-so its peak RSS is its own.
+so its peak RSS is its own (os.wait4's rusage of that process; Prefect's ephemeral API server, a
+grandchild, is not counted). Prints each cycle as it ends, then a Markdown table; --json keeps it all.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -25,13 +25,18 @@ from pathlib import Path
 def _cycle(home: Path, now: str) -> dict:
     env = dict(os.environ, BALLAST_HOME=str(home), PREFECT_HOME=str(home / ".prefect"))
     t = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "ballast.cli", "run", "--now", now], env=env, capture_output=True, text=True, check=False
-    )
-    wall = time.perf_counter() - t
-    if proc.returncode != 0:
-        raise RuntimeError(proc.stdout[-3000:] + proc.stderr[-3000:])
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ballast.cli", "run", "--now", now], env=env, stdout=out, stderr=subprocess.STDOUT,
+            text=True,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)  # this cycle's own peak RSS, not the max over earlier children
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - t
+        if proc.returncode != 0:
+            out.seek(0)
+            raise RuntimeError(out.read()[-5000:])
+    peak = usage.ru_maxrss / 1024
     import duckdb
 
     con = duckdb.connect(str(home / "data" / "ballast.duckdb"), read_only=True)
@@ -43,7 +48,7 @@ def _cycle(home: Path, now: str) -> dict:
     solve = json.loads(row[1])
     return {
         "wall_s": round(wall, 1),
-        "peak_rss_mb_max_so_far": round(peak),
+        "peak_rss_mb": round(peak),
         "steps_s": solve.get("cycle_seconds", {}),
         "solver": {k: solve.get(k) for k in ("rung", "termination", "build_seconds", "handoff_seconds",
                                               "solve_seconds", "extract_seconds", "columns", "rows", "mip_gap")},
@@ -77,8 +82,24 @@ def main() -> None:
         warm = _cycle(home, (later + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ"))
         print(f"{size} warm: {warm}", flush=True)
         results[size] = {"cold": cold, "warm": warm}
+    _table(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
+
+
+def _table(results: dict) -> None:
+    steps = ["ingest", "validate", "read_inputs", "forecast", "coordinate"]
+    head = ["size", "cycle", "wall s", *steps, "solver rung", "build s", "handoff s", "HiGHS s", "columns", "orders",
+            "peak RSS MB"]
+    print("\n| " + " | ".join(head) + " |\n|" + "---|" * len(head))
+    for size, runs in results.items():
+        for name, r in runs.items():
+            sv = r["solver"]
+            cells = [size, name, f"{r['wall_s']:.1f}", *(f"{r['steps_s'].get(k, 0):.1f}" for k in steps),
+                     str(sv.get("rung")), *(f"{sv.get(k) or 0:.1f}" for k in ("build_seconds", "handoff_seconds",
+                                                                              "solve_seconds")),
+                     f"{sv.get('columns') or 0:,}", f"{r['orders']:,}", f"{r['peak_rss_mb']:,}"]
+            print("| " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

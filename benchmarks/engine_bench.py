@@ -2,7 +2,7 @@
 
 Usage (from the repository root):
 
-    .venv/bin/python benchmarks/engine_bench.py --sizes S,M,L --time-limit 60 [--persistent] [--mip]
+    .venv/bin/python benchmarks/engine_bench.py --sizes S,M,L --time-limit 60 [--persistent] [--mip] [--profile DIR]
 
 Each size runs in its own process (peak RSS is per process). For every size it reports:
 
@@ -41,7 +41,7 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_size(size: str, time_limit: float, persistent: bool, mip: bool = False) -> dict:
+def run_size(size: str, time_limit: float, persistent: bool, mip: bool = False, profile: str | None = None) -> dict:
     from ballast.models.coordinator import SolveOptions, build_model, extract_plan, solve
     from ballast.models.engine import EngineOptions, plan_network, prepare_network
     from ballast.models.network import sku_groups
@@ -120,9 +120,23 @@ def run_size(size: str, time_limit: float, persistent: bool, mip: bool = False) 
     options = EngineOptions(time_limit_seconds=time_limit)
     if mip:
         options = EngineOptions(time_limit_seconds=time_limit, mip_max_columns=None)
+    profiler = None
+    if profile:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.01)
+        profiler.start()
     t, cpu = time.perf_counter(), time.process_time()
     result = plan_network(frames, forecasts, targets, policy, as_of, options=options)
     out["engine_total_s"] = time.perf_counter() - t
+    if profiler is not None:
+        profiler.stop()
+        Path(profile).mkdir(parents=True, exist_ok=True)
+        html = Path(profile) / f"engine_{size}.html"
+        html.write_text(profiler.output_html())
+        text = profiler.output_text(unicode=False, color=False, show_all=False)
+        (Path(profile) / f"engine_{size}.txt").write_text(text)
+        out["profile"] = str(html)
     out["engine_cpu_s"] = time.process_time() - cpu
     r = result.record
     flows = result.flows
@@ -200,6 +214,8 @@ def _print(res: dict) -> None:
     if en.get("alerts"):
         print(f"    alerts: {en['alerts']}")
     print(f"peak RSS {res['peak_rss_mb']:,.0f} MB (after LP {res['rss_after_lp_mb']:,.0f} MB)")
+    if "profile" in res:
+        print(f"profile: {res['profile']} (and .txt beside it)")
 
 
 def main() -> None:
@@ -210,9 +226,10 @@ def main() -> None:
     ap.add_argument("--mip", action="store_true", help="run the time-limited MIP whatever the model size")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--json", help="append results as JSON lines to this file")
+    ap.add_argument("--profile", help="profile the engine run (pyinstrument): engine_<size>.html/.txt in this folder")
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(run_size(args.one, args.time_limit, args.persistent, args.mip), default=str))
+        print(json.dumps(run_size(args.one, args.time_limit, args.persistent, args.mip, args.profile), default=str))
         return
     for size in args.sizes.split(","):
         cmd = [sys.executable, __file__, "--one", size, "--time-limit", str(args.time_limit)]
@@ -220,6 +237,8 @@ def main() -> None:
             cmd.append("--persistent")
         if args.mip:
             cmd.append("--mip")
+        if args.profile:
+            cmd += ["--profile", str(Path(args.profile).resolve())]
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
         if proc.returncode != 0:
             print(f"== {size}: failed ==\n{proc.stderr[-3000:]}")
