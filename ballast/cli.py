@@ -202,14 +202,42 @@ def quarantine(
         console.print("quarantine is empty")
 
 
+DaskOption = Annotated[bool, typer.Option(
+    "--dask", help="Map the flow's tasks onto a Dask cluster: a local one of --workers processes, or --dask-address.")]
+DaskAddressOption = Annotated[str | None, typer.Option(
+    "--dask-address",
+    help="A running Dask scheduler, e.g. tcp://scheduler:8786 (implies --dask; default: $BALLAST_DASK_ADDRESS).")]
+
+
+def _dask_runner(dask: bool, address: str | None, workers: int):  # noqa: ANN202 - prefect_dask.DaskTaskRunner | None
+    """The Dask task runner the options ask for (BALLAST_DASK_ADDRESS counts as --dask-address), else None."""
+    from ballast.tasks.runners import address_from_env, dask_task_runner
+
+    address = address or address_from_env()
+    if not (dask or address):
+        return None
+    try:
+        return dask_task_runner(address, workers)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 @app.command()
 def forecast(
     report: Annotated[bool, typer.Option("--report", help="Print the accuracy report and write it as HTML with charts.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Refit every series, cached or not.")] = False,
-    workers: Annotated[int, typer.Option(help="Processes for fitting.")] = 2,
+    workers: Annotated[int, typer.Option(help="Processes for fitting (with --dask: local Dask workers).")] = 2,
     now: NowOption = None,
+    dask: DaskOption = False,
+    dask_address: DaskAddressOption = None,
+    dask_backend: Annotated[bool, typer.Option(
+        "--dask-backend", help="Fit through StatsForecast's own Dask backend (Fugue) on the cluster (implies --dask).",
+    )] = False,
 ) -> None:
-    """Refresh demand forecasts and stock targets (only series whose history changed are refitted)."""
+    """Refresh demand forecasts and stock targets (only series whose history changed are refitted).
+
+    With --dask the `forecast-refresh` flow runs its partition fits as tasks on a Dask cluster.
+    """
     from ballast.flows.forecast_refresh import warehouse_inputs
     from ballast.io.forecast_report import build_report, render_text, write_html
     from ballast.io.warehouse import open_warehouse
@@ -219,17 +247,27 @@ def forecast(
     settings = Settings()
     policy, _ = load_policy(settings.policy_path)
     clock = _parse_time(now) or datetime.now(UTC)
+    runner = _dask_runner(dask or dask_backend, dask_address, workers)
     with open_warehouse(settings.db_path) as con:
         inputs = warehouse_inputs(con, clock)
         if inputs["demand"].is_empty():
             console.print("no staged demand history: run `ballast ingest` and `ballast validate` first")
             raise typer.Exit(code=1)
-        result = run_forecast_refresh(
-            con, inputs["demand"], inputs["sites"], inputs["items"], inputs["lanes"], policy, settings,
-            clock.date(), force, workers=workers,
+        if runner is None:
+            done = summary(run_forecast_refresh(
+                con, inputs["demand"], inputs["sites"], inputs["items"], inputs["lanes"], policy, settings,
+                clock.date(), force, workers=workers,
+            ))
+    if runner is not None:  # the flow opens the warehouse itself
+        _quiet_prefect()
+        from ballast.flows.forecast_refresh import forecast_refresh
+
+        done = forecast_refresh.with_options(task_runner=runner)(
+            as_of=clock, force=force, backend="dask" if dask_backend else "local"
         )
-        console.print(json.dumps(summary(result), indent=1, default=str), markup=False, highlight=False)
-        if report:
+    console.print(json.dumps(done, indent=1, default=str), markup=False, highlight=False)
+    if report:
+        with open_warehouse(settings.db_path) as con:
             rep = build_report(con, inputs["demand"])
             console.print(render_text(rep), markup=False, highlight=False)
             path = write_html(rep, settings.reports_dir / f"forecast_{rep.run['run_id']}.html")
@@ -243,8 +281,14 @@ def run(
     no_ingest: Annotated[bool, typer.Option("--no-ingest", help="Plan on what is staged; do not read the inbox.")] = False,
     shadow: Annotated[bool, typer.Option("--shadow", help="Compute and record the plan, never release it.")] = False,
     policy: Annotated[Path | None, typer.Option(help="Plan under another policy file (e.g. a challenger in shadow).")] = None,
+    dask: DaskOption = False,
+    workers: Annotated[int, typer.Option(help="Local Dask worker processes (with --dask).")] = 2,
+    dask_address: DaskAddressOption = None,
 ) -> None:
     """Run one planning cycle as a Prefect flow: ingest → gates → forecast → agents → coordinator → publish.
+
+    With --dask (or BALLAST_DASK_ADDRESS set) the same flow maps its hub agents, SKU-group solves and
+    forecast partitions onto a Dask cluster; the flow and every write stay in this process.
 
     Exits 2 when the data may not be planned on (a gate blocked, or a snapshot is stale): no plan
     is published and the previous plan stays in force.
@@ -261,7 +305,9 @@ def run(
         as_of=_parse_time(now), ingest=not no_ingest, refit_forecasts=refit, mode="shadow" if shadow else "live",
         policy=policy,
     )
-    state = planning_cycle(params, return_state=True)
+    runner = _dask_runner(dask, dask_address, workers)
+    cycle = planning_cycle.with_options(task_runner=runner) if runner is not None else planning_cycle
+    state = cycle(params, return_state=True)
     if not state.is_completed():
         try:
             state.result()

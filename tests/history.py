@@ -69,6 +69,20 @@ def later_snapshots(
     return frames
 
 
+def register_cheap_forecaster(settings: Settings) -> None:
+    """Make a forecaster without the AutoETS/AutoTheta/ARIMA tier the champion: for tests about where
+    and when forecasts are fitted, not how well (the rich tier takes most of a tiny network's fit)."""
+    from dataclasses import asdict
+
+    from ballast.io import tracking
+    from ballast.models.forecast import ForecastConfig
+
+    tracking.init_tracking(settings)
+    with tracking.start_run(settings, kind="forecast", run_name="cheap forecaster"):
+        tracking.register_forecaster(settings, asdict(ForecastConfig(expensive_budget=0, arima_budget=0)), "cheap",
+                                     promote=True)
+
+
 def ingest_at(settings: Settings, now: datetime) -> None:
     """Ingest and gate whatever is in the inbox, with the cycle clock at `now`."""
     policy, _ = load_policy(settings.policy_path)

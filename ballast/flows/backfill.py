@@ -9,7 +9,6 @@ as-of order. At most `2 × workers` jobs are in flight, so memory stays bounded 
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 from collections import deque
@@ -31,6 +30,7 @@ from ballast.models.backfill import BackfillSummary, StepOutcome, parse_every, s
 from ballast.models.plan_diff import diff_orders
 from ballast.settings import Settings
 from ballast.tasks.backfill import PlanDraft, PlanJob, commit_task, plan_task, prepare_task, record_outcome_task
+from ballast.tasks.runners import dask_task_runner
 
 WRITER_WAIT_SECONDS = 900.0  # a live cycle holding the write lock finishes well within this
 
@@ -109,13 +109,7 @@ def _writer(settings: Settings, purpose: str) -> Iterator[None]:
 
 
 def _dask_runner(params: BackfillParams):  # noqa: ANN202 - prefect_dask.DaskTaskRunner
-    from prefect_dask import DaskTaskRunner
-
-    if params.dask_address:
-        return DaskTaskRunner(address=params.dask_address)
-    # One thread per worker process: the engine is CPU-bound Python + HiGHS, threads would share a GIL.
-    return DaskTaskRunner(cluster_kwargs={"n_workers": params.workers, "threads_per_worker": 1, "processes": True,
-                                          "dashboard_address": None, "silence_logs": logging.WARNING})
+    return dask_task_runner(params.dask_address, params.workers)
 
 
 def runner_label(params: BackfillParams) -> str:

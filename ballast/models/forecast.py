@@ -117,6 +117,49 @@ class LocalBackend:
 
 
 @dataclass(frozen=True)
+class DaskBackend:
+    """StatsForecast's own distributed path: the series go to the Dask cluster as a Dask
+    DataFrame and StatsForecast runs them through Fugue's Dask engine (its `FugueBackend`),
+    grouped by series over the workers. It uses the current `dask.distributed` client.
+
+    What differs from `LocalBackend` (statsforecast 2.1.1, `distributed/fugue.py`): model and
+    interval columns come back as float32 (the Fugue output schema), in no particular order, with
+    `ds`/`cutoff` as pandas timestamps; `collect` restores Float64, dates and order, so
+    `fit_partition` returns the same frames.
+    """
+
+    npartitions: int = 2  # Dask partitions of the input (Fugue then groups by series)
+
+    def to_frame(self, df: pl.DataFrame) -> Any:
+        import dask.dataframe as dd
+        from distributed import get_client
+
+        try:
+            get_client()
+        except ValueError:
+            raise RuntimeError(
+                "DaskBackend needs a running dask.distributed Client (e.g. `with Client('tcp://scheduler:8786'):`); "
+                "without one Fugue would start a cluster of its own"
+            ) from None
+        pdf = df.to_pandas()
+        for col in ("ds", "cutoff"):
+            if col in pdf.columns:
+                pdf[col] = pdf[col].astype("datetime64[ns]")
+        n = max(1, min(self.npartitions, df["unique_id"].n_unique()))
+        return dd.from_pandas(pdf, npartitions=n, sort=False)
+
+    def collect(self, result: Any) -> pl.DataFrame:
+        pdf = result.compute() if hasattr(result, "compute") else result
+        out = pl.from_pandas(pdf.reset_index(drop=True))
+        out = out.with_columns(
+            *(pl.col(c).cast(pl.Date) for c in ("ds", "cutoff") if c in out.columns and out[c].dtype != pl.Date),
+            pl.col(pl.Float32).cast(pl.Float64),
+        )
+        order = [c for c in ("unique_id", "cutoff", "ds") if c in out.columns]
+        return out.sort(order)
+
+
+@dataclass(frozen=True)
 class PartitionResult:
     """Forecast rows and per-series model choice and CV metrics for one batch of series."""
 

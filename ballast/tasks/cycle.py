@@ -105,9 +105,12 @@ def forecast_task(
 
     Safe default: when a refit is due but the last one took longer than the step's latency
     budget, the cycle plans on the cached forecasts and says so (the nightly refresh refits).
+    On a Dask task runner the refit fans its partitions out as mapped tasks (at least one per
+    worker thread), so they run on the cluster; otherwise it fits them here, one after another.
     """
     from ballast.models.forecast import needs_refresh
-    from ballast.tasks.forecast import latest_or_refresh, run_forecast_refresh
+    from ballast.tasks.forecast import latest_or_refresh, prefect_map, run_forecast_refresh, sequential_jobs
+    from ballast.tasks.runners import cluster_slots
 
     started = time.perf_counter()
     frames = inputs.frames
@@ -129,10 +132,13 @@ def forecast_task(
         else:
             refit_allowed = True
 
+        slots = cluster_slots()
+
         def refresh():  # noqa: ANN202 - the forecast module's RefreshResult
             return run_forecast_refresh(
                 con, inputs.demand, frames["sites"], frames["items"], frames["lanes"], policy, settings, as_of.date(),
                 data_as_of=as_of, demand_files_sha256=inputs.fingerprints["demand"]["sha256"],
+                map_fn=sequential_jobs if slots is None else prefect_map, min_partitions=slots or 1,
             )
 
         if refit_allowed:

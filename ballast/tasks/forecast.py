@@ -62,6 +62,16 @@ def sequential_jobs(jobs: list[PartitionJob]) -> list[fc.PartitionResult]:
     return [run_job(j) for j in jobs]
 
 
+def backend_jobs(backend: fc.Backend) -> JobMap:
+    """Fit the partitions one after another here, each through `backend` (e.g. StatsForecast's Dask
+    backend, which spreads the series of one partition over the cluster)."""
+
+    def run(jobs: list[PartitionJob]) -> list[fc.PartitionResult]:
+        return [run_job(j, backend) for j in jobs]
+
+    return run
+
+
 @dataclass(frozen=True)
 class RefreshResult:
     """What a refresh produced; `run_id` is the MLflow run id (and the `fc_runs` key)."""
@@ -151,6 +161,7 @@ def run_forecast_refresh(
     config: fc.ForecastConfig | None = None,
     promote: bool = False,
     n_partitions: int | None = None,
+    min_partitions: int = 1,
     workers: int = 1,
     map_fn: JobMap = sequential_jobs,
     now: datetime | None = None,
@@ -158,7 +169,11 @@ def run_forecast_refresh(
     origin: str = "live",
     demand_files_sha256: str | None = None,
 ) -> RefreshResult:
-    """Forecast every site×SKU series for `as_of`, refitting only what changed (all if `force`)."""
+    """Forecast every site×SKU series for `as_of`, refitting only what changed (all if `force`).
+
+    `n_partitions` fixes the fan-out; by default ~5,000 series a partition, but at least
+    `min_partitions` (a cluster's worker count) so every worker gets some.
+    """
     import time
 
     import mlflow
@@ -189,7 +204,7 @@ def run_forecast_refresh(
     t0 = time.perf_counter()
     results: list[fc.PartitionResult] = []
     if todo.height:
-        n = n_partitions or fc.default_partitions(todo.height)
+        n = n_partitions or max(fc.default_partitions(todo.height), min_partitions)
         jobs = []
         for part in fc.partition_series(todo, n):
             history = dense.join(part.select("site_id", "sku"), on=["site_id", "sku"], how="semi")
