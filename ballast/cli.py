@@ -330,6 +330,7 @@ def run(
     for key, value in outcome.kpis.items():
         shown = f"{value:.1%}" if "fill_rate" in key else (f"{value:,.0f}" if isinstance(value, float) else value)
         console.print(f"  {key.replace('_', ' ')}: {shown}")
+    console.print("steps:   " + ", ".join(f"{k} {v:.1f} s" for k, v in outcome.steps.items()))
     console.print(f"report:  {outcome.report}")
     if outcome.outbox_files:
         console.print("outbox:  " + ", ".join(str(p) for p in outcome.outbox_files))
