@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from prefect import flow, runtime
+from prefect.utilities.annotations import quote
 from pydantic import BaseModel, ConfigDict
 
 from ballast.io.cycle_lock import cycle_lock
@@ -99,9 +100,11 @@ def planning_cycle(params: CycleParams | None = None) -> PublishOutcome:
         if result.record.rung != "mip":
             degraded.append(f"solved on fallback rung '{result.record.rung}' ({result.record.termination})")
         degraded.extend(result.record.alerts)
+        # quote: Prefect would otherwise walk every element of the engine result (its model index
+        # sets) looking for futures: ~1 s on S, minutes on L.
         outcome = publish_task(
-            settings, plan_id, policy, policy_sha, inputs, bundle, result, as_of, params.mode, degraded, flow_run_id,
-            datetime.now(UTC), policy_path, steps,
+            settings, plan_id, policy, policy_sha, inputs, bundle, quote(result), as_of, params.mode, degraded,
+            flow_run_id, datetime.now(UTC), policy_path, steps,
         )
         if params.mode == "live":  # after the champion is published; never fails the cycle
             shadow_challenger(settings, outcome, policy_path, inputs, bundle, as_of, flow_run_id, solve_limit)
