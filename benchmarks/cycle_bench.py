@@ -7,7 +7,8 @@ gates, forecast refit, plan). `warm`: a new inventory snapshot 15 minutes later,
 cached. Each cycle runs in its own process (`ballast run`, Prefect's ephemeral API included),
 so its peak RSS is its own (os.wait4's rusage of that process; Prefect's ephemeral API server, a
 grandchild, is not counted). Prints each cycle as it ends, then a Markdown table; --json keeps it all.
-`rest` is the wall time outside the timed steps: interpreter and Prefect start-up, publishing.
+`rest` is the wall time outside the timed steps: interpreter and Prefect start-up, publishing. `solve`
+is the ladder's solve time: HiGHS, plus the greedy heuristic when the plan came from that rung.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def main() -> None:
 
 def _table(results: dict) -> None:
     steps = ["ingest", "validate", "read_inputs", "forecast", "coordinate"]
-    head = ["size", "cycle", "wall s", *steps, "rest s", "solver rung", "build s", "handoff s", "HiGHS s", "columns",
+    head = ["size", "cycle", "wall s", *steps, "rest s", "solver rung", "build s", "handoff s", "solve s", "columns",
             "orders", "peak RSS MB"]
     print("\n| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     for size, runs in results.items():
