@@ -101,7 +101,7 @@ def planning_cycle(params: CycleParams | None = None) -> PublishOutcome:
             degraded.append(f"solved on fallback rung '{result.record.rung}' ({result.record.termination})")
         degraded.extend(result.record.alerts)
         # quote: Prefect would otherwise walk every element of the engine result (its model index
-        # sets) looking for futures: ~1 s on S, minutes on L.
+        # sets) looking for futures: 0.9 s per walk on S, growing with the model.
         outcome = publish_task(
             settings, plan_id, policy, policy_sha, inputs, bundle, quote(result), as_of, params.mode, degraded,
             flow_run_id, datetime.now(UTC), policy_path, steps,
