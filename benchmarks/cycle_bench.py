@@ -33,7 +33,7 @@ def _cycle(home: Path, now: str) -> dict:
             text=True,
         )
         _, status, usage = os.wait4(proc.pid, 0)  # this cycle's own peak RSS, not the max over earlier children
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
         wall = time.perf_counter() - t
         if proc.returncode != 0:
             out.seek(0)

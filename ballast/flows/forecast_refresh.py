@@ -16,7 +16,7 @@ from ballast.models.forecast import DaskBackend
 from ballast.models.policy import load_policy
 from ballast.settings import Settings
 from ballast.tasks.forecast import backend_jobs, prefect_map, read_inputs_task, run_forecast_refresh, summary
-from ballast.tasks.runners import cluster_client
+from ballast.tasks.runners import cluster_client, cluster_slots
 
 InputReader = Callable[[duckdb.DuckDBPyConnection, datetime], dict[str, pl.DataFrame]]
 
@@ -53,7 +53,7 @@ def forecast_refresh(
     when = as_of or datetime.now(UTC)
     policy, _ = load_policy(settings.policy_path)
     client = cluster_client()
-    slots = max(1, sum(client.nthreads().values())) if client is not None else 1
+    slots = cluster_slots() or 1
     if backend == "dask" and client is None:
         raise ValueError("backend='dask' needs the flow on a Dask task runner (e.g. `ballast forecast --dask-backend`)")
     # Partitions as mapped tasks (one per worker thread at least), or one after another here with
