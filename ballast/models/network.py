@@ -12,8 +12,12 @@ Site-SKU pairs touched by no candidate arc keep their no-action trajectory; they
 model only as a constant share of shared capacities (storage, possession limits).
 
 Capacities are made *no worse than doing nothing*: a room that the no-action trajectory already
-exceeds (a site over its storage capacity this morning) is raised to that trajectory, so the
-plan never has to make stock disappear and the empty plan is always feasible. A capacity that
+exceeds is raised to that trajectory, so the plan never has to make stock disappear and the empty
+plan is always feasible. Storage goes one step further: a site whose no-action volume peaks above
+its capacity (stock this morning, or receipts the plan cannot refuse) has to find room for that
+peak anyway, so its capacity is taken as that peak on every day of the horizon. The plan may then
+refill the space that sales free, but never raise the site's volume above the peak; a hub over
+capacity can still be replenished in a SKU it is about to run out of. A capacity that
 cannot bind, given the variables' upper bounds, is left out of the model: it would only couple
 SKUs that are otherwise independent (`sku_groups`).
 
@@ -566,8 +570,11 @@ def build_inputs(
         rows = site_of == s.site_id
         base = (no_action[rows & ~mask] * vol[rows & ~mask, None]).sum(axis=0) if P else np.zeros(H)
         own = (no_action[rows & mask] * vol[rows & mask, None]).sum(axis=0) if P else np.zeros(H)
+        # a site the no-action projection already takes over its capacity holds that peak volume
+        # whatever the plan does: the plan may use the space up to it (refill what is sold), never above
+        capacity = max(s.storage_capacity, float((base + own).max())) if H else s.storage_capacity
         for t in range(H):
-            storage_room[(s.site_id, t)] = float(max(s.storage_capacity - base[t], own[t]))
+            storage_room[(s.site_id, t)] = float(max(capacity - base[t], own[t]))
     lane_base: dict[tuple[str, int], float] = defaultdict(float)
     out_base: dict[tuple[str, int], float] = defaultdict(float)
     if rel is not None and not rel.is_empty():

@@ -427,6 +427,36 @@ def test_storage_capacity_at_the_destination():
     assert result.verification.ok
 
 
+@pytest.mark.parametrize("capacity", [10.0, 30.0])
+def test_a_site_over_capacity_may_refill_what_it_sells_up_to_its_peak(capacity):
+    # B holds 20 of Y (volume 1 each), sells 5 a day; X runs out: 10 a day on days 1-3. Lane A→B
+    # costs 50 per shipping day. With capacity 30 X may wait at B, one shipment covers days 1-3: 50 + 30.
+    # With capacity 10 B is over it (no-action volume 15, 10, 5, 0 at the ends of days 0-3): the
+    # plan may not raise B above its peak of 15, so X left overnight is at most 0, 5, 10, 15 on days
+    # 0-3: 15 shipped on day 0 (5 left overnight), 15 on day 1 (10 left) → two shipments, 100 + 30.
+    # Before the peak rule the room was what Y freed below 10 only (0, 0, 5, 10): three shipments.
+    sites = [site("A"), site("B", storage_capacity=capacity)]
+    result = run(
+        sites=sites,
+        lanes=[lane("A", "B", cost=1.0, fixed=50.0)],
+        items=[item("X"), item("Y")],
+        inventory=[stock("A", 100), stock("B", 0), stock("B", 20, sku="Y")],
+        demand={("B", "X"): [0, 10, 10, 10], ("B", "Y"): [5, 5, 5, 5]},
+        pol=policy(horizon_days=4, shortage_penalty_per_unit=20.0, safety_stock_shortfall_penalty_per_unit=0.0),
+    )
+    plan = moved(result)
+    assert sum(plan.values()) == pytest.approx(30.0)
+    assert result.verification.ok
+    if capacity == 30.0:
+        assert plan == {("A", "B", 0): 30.0}
+        assert result.record.objective == pytest.approx(50 + 30)
+    else:
+        assert len(plan) == 2
+        assert result.record.objective == pytest.approx(2 * 50 + 30)
+        room = [result.inputs.storage_room[("B", t)] for t in range(4)]
+        assert room == pytest.approx([0.0, 5.0, 10.0, 15.0])
+
+
 def test_outbound_capacity_of_the_source():
     sites = [site("A", outbound_capacity_per_day=7.0), site("B"), site("C")]
     result = run(
