@@ -45,6 +45,11 @@ class PlannerSettings(_Strict):
 class CostSettings(_Strict):
     purchase_cost: Literal["premium_over_cheapest"] = "premium_over_cheapest"
     overflow_per_volume_day: float = Field(0.0, ge=0)
+    # what a lost sale (or a backorder) really costs the business: max(flat, multiple × price) per
+    # unit. None: the policy's own penalty. Set, the yardstick stays fixed while the policy's
+    # penalty is tuned as a decision knob (a policy that lowers it must not lower its own bill).
+    shortage_penalty_per_unit: float | None = Field(None, ge=0)
+    shortage_penalty_price_multiple: float | None = Field(None, ge=0)
 
 
 class BaselineSettings(_Strict):

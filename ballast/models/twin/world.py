@@ -58,6 +58,18 @@ def make_network(frames: dict[str, pl.DataFrame], settings: TwinSettings, policy
     return build_network(frames, settings.start.date(), forbidden)
 
 
+def shortage_yardstick(settings: TwinSettings, policy: Policy) -> tuple[float, float]:
+    """(flat, price multiple) of the lost-sale cost the world charges: the twin's, else the policy's."""
+    c = settings.costs
+    flat = c.shortage_penalty_per_unit if c.shortage_penalty_per_unit is not None else policy.shortage_penalty_per_unit
+    multiple = (
+        c.shortage_penalty_price_multiple
+        if c.shortage_penalty_price_multiple is not None
+        else policy.shortage_penalty_price_multiple
+    )
+    return flat, multiple
+
+
 def make_world(
     frames: dict[str, pl.DataFrame],
     network: TwinNetwork,
@@ -75,7 +87,7 @@ def make_world(
         network=network,
         model=model,
         paths=paths,
-        penalty=network.shortage_penalty(policy.shortage_penalty_per_unit, policy.shortage_penalty_price_multiple),
+        penalty=network.shortage_penalty(*shortage_yardstick(settings, policy)),
         credit=network.credit_price(),
         unmet=policy.unmet_demand,
         backorder_daily_share=policy.backorder_daily_penalty_share,

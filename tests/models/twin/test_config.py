@@ -41,3 +41,15 @@ def test_a_missing_file_says_which(tmp_path: Path) -> None:
         load_twin_settings(tmp_path / "nope.yaml")
     with pytest.raises(ValueError, match="unknown network size"):
         load_twin_settings().sample_spec("XL")
+
+
+def test_the_lost_sale_bill_is_the_twins_not_the_policy_under_test() -> None:
+    from ballast.models.policy import Policy
+    from ballast.models.twin.world import shortage_yardstick
+
+    cheap = Policy.model_validate(
+        {"version": "t", "author": "t", "shortage_penalty_per_unit": 5.0, "shortage_penalty_price_multiple": 0.0}
+    )
+    assert shortage_yardstick(load_twin_settings(), cheap) == (20.0, 1.5)  # the packaged twin bills a fixed yardstick
+    unset = load_twin_settings(costs={"overflow_per_volume_day": 0.0})  # no yardstick in the file
+    assert shortage_yardstick(unset, cheap) == (5.0, 0.0)  # unset: the policy's own penalty
