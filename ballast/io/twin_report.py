@@ -25,6 +25,7 @@ KPI_COLUMNS = (
     ("purchase_cost", "purchase premium", "{:,.0f}"),
     ("shortage_cost", "shortage penalty", "{:,.0f}"),
     ("overflow_cost", "overflow storage", "{:,.0f}"),
+    ("after_window_cost", "moves landing after the run (not in total)", "{:,.0f}"),
     ("overflow_volume_days", "volume-days over capacity", "{:,.0f}"),
     ("inventory_turns", "turns / yr", "{:.1f}"),
     ("transfers", "transfers", "{:,.0f}"),

@@ -491,15 +491,17 @@ def add_negotiated_caps(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
 
 
 def add_objective(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
-    """Transport and purchase + fixed lane-day + holding + shortage + safety shortfall − short-dated credit."""
+    """Transport and purchase + fixed lane-day + holding + shortage + safety shortfall − short-dated credit
+    + the policy's cost of shipping early (per unit and day before the horizon's last day)."""
     coefs: list[float] = []
     vars_: list = []
     arcs, items = inputs.arcs, inputs.items
-    for (a, _k, _t), v in m.ship_units.items():
-        coefs.append(arcs[a].cost_per_unit)
+    for (a, _k, t), v in m.ship_units.items():
+        coefs.append(arcs[a].cost_per_unit + inputs.early_cost(t))
         vars_.append(v)
-    for (a, k, _t), v in m.short_dated_ship_units.items():
-        coefs.append(arcs[a].cost_per_unit - inputs.short_dated_credit_share * items[k].unit_cost)
+    for (a, k, t), v in m.short_dated_ship_units.items():
+        credit = inputs.short_dated_credit_share * items[k].unit_cost
+        coefs.append(arcs[a].cost_per_unit - credit + inputs.early_cost(t))
         vars_.append(v)
     for (a, _t), v in m.lane_open.items():
         coefs.append(arcs[a].fixed_cost)
@@ -1008,15 +1010,3 @@ def flows_frame(inputs: NetworkInputs, merged: dict[tuple[str, str, int], list[f
 
 def empty_flows() -> pl.DataFrame:
     return pl.DataFrame(schema=FLOW_SCHEMA)
-
-
-def flow_cost(inputs: NetworkInputs, flows: pl.DataFrame) -> float:
-    """The objective's move terms of a flow table: unit costs + fixed lane-day costs − short-dated credit."""
-    total = 0.0
-    opened = set()
-    for a, k, t, q, sd in flows.select("arc_id", "sku", "ship_day", "qty", "short_dated_qty").iter_rows():
-        arc = inputs.arcs[a]
-        total += arc.cost_per_unit * q - inputs.short_dated_credit_share * inputs.items[k].unit_cost * sd
-        if arc.needs_binary:
-            opened.add((a, t))
-    return total + sum(inputs.arcs[a].fixed_cost for a, _ in opened)

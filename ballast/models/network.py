@@ -172,6 +172,11 @@ class NetworkInputs:
     # order-level binaries for the policy minimum transfer only on small models; larger ones enforce
     # it after the solve (round up or drop, then an LP repair: `ballast.models.ladder`)
     exact_minimum_transfer: bool = True
+    early_ship_cost: float = 0.0  # per unit and day before the horizon's last day (policy: early_shipment_cost…)
+
+    def early_cost(self, t: int) -> float:
+        """What shipping one unit on day `t` costs for not waiting until the horizon's last day."""
+        return self.early_ship_cost * (self.horizon - 1 - t)
 
     @property
     def days(self) -> range:
@@ -624,6 +629,7 @@ def build_inputs(
         backorder_daily_share=policy.backorder_daily_penalty_share,
         safety_shortfall_penalty=policy.safety_stock_shortfall_penalty_per_unit,
         short_dated_credit_share=1.0,
+        early_ship_cost=policy.early_shipment_cost_per_unit_day,
         cooldown_days=N,
         sites=site_map,
         items=item_map,

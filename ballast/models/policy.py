@@ -149,6 +149,13 @@ class Policy(_Strict):
         1.5, ge=0, description="penalty per unit = max(flat, multiple × unit_price)"
     )
     safety_stock_shortfall_penalty_per_unit: float = Field(2.0, ge=0)
+    early_shipment_cost_per_unit_day: float = Field(
+        0.0,
+        ge=0,
+        description="a unit shipped d days before the horizon's last day costs d × this: among plans "
+        "otherwise as good the engine ships as late as the needs allow, so what can wait is not released "
+        "yet and a later cycle can ship it with what it learns (keep it well below holding + shortage)",
+    )
     unmet_demand: Literal["lost_sales", "backorders"] = "lost_sales"
     backorder_daily_penalty_share: float = Field(
         0.1,

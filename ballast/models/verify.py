@@ -84,7 +84,8 @@ def _replay(
 
 def plan_cost(inputs: NetworkInputs, flows: pl.DataFrame) -> float:
     """The coordinator's objective for a flow table, replayed as `verify_plan` replays it: moves (unit
-    costs, fixed lane-day costs, short-dated credit), holding, unmet demand and safety-stock shortfall.
+    costs, fixed lane-day costs, short-dated credit, early shipping), holding, unmet demand and
+    safety-stock shortfall.
     It prices the plan that is published (after whole units), not the solve that led to it."""
     arcs, items = inputs.arcs, inputs.items
     arrivals: dict[tuple[str, str, int], float] = defaultdict(float)
@@ -96,6 +97,7 @@ def plan_cost(inputs: NetworkInputs, flows: pl.DataFrame) -> float:
     ).iter_rows():
         arc = arcs[a]
         total += arc.cost_per_unit * q - inputs.short_dated_credit_share * items[k].unit_cost * sd
+        total += inputs.early_cost(t) * q
         if arc.needs_binary:
             opened.add((a, t))
         arrivals[(arc.destination, k, arrive)] += q

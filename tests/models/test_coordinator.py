@@ -457,6 +457,27 @@ def test_a_site_over_capacity_may_refill_what_it_sells_up_to_its_peak(capacity):
         assert room == pytest.approx([0.0, 5.0, 10.0, 15.0])
 
 
+@pytest.mark.parametrize("early_cost", [0.0, 0.01])
+def test_early_shipment_cost_ships_as_late_as_the_need_allows(early_cost):
+    # B needs 10 on day 5 (lead 1): any ship day 0-4 is as good without the early-shipment cost;
+    # with it, the shipment waits until day 4 (and is not released by a 1-day freeze window today)
+    result = run(
+        sites=TWO,
+        lanes=[lane("A", "B", cost=1.0)],
+        inventory=[stock("A", 100), stock("B", 0)],
+        demand={("B", "X"): [0, 0, 0, 0, 0, 10, 0]},
+        pol=policy(horizon_days=7, safety_stock_shortfall_penalty_per_unit=0.0, early_shipment_cost_per_unit_day=early_cost),
+    )
+    plan = moved(result)
+    assert sum(plan.values()) == pytest.approx(10.0)
+    assert result.record.plan_cost == pytest.approx(result.record.objective)
+    if early_cost:
+        assert plan == {("A", "B", 4): 10.0}
+        assert result.record.objective == pytest.approx(10 * 1.0 + 10 * 0.01 * (7 - 1 - 4))
+    else:
+        assert result.record.objective == pytest.approx(10.0)
+
+
 def test_outbound_capacity_of_the_source():
     sites = [site("A", outbound_capacity_per_day=7.0), site("B"), site("C")]
     result = run(

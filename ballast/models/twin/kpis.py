@@ -46,6 +46,7 @@ def run_kpis(ledger: Ledger, network: TwinNetwork, ping_pong_days: int) -> dict[
         "overflow_cost": float(ledger.overflow_cost.sum()) if ledger.overflow_cost is not None else 0.0,
         "overflow_volume_days": float(ledger.overflow.sum()) if ledger.overflow is not None else 0.0,
         "total_cost": ledger.total_cost(),
+        "after_window_cost": float(ledger.after_window_cost.sum()) if ledger.after_window_cost is not None else 0.0,
         "inventory_turns": sold_value / stock_value * 365.0 / days if stock_value else 0.0,
         "transfers": float(len(transfers)),
         "transfer_value": float(sum(s.qty * network.unit_cost[s.sku] for s in transfers)),

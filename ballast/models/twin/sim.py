@@ -11,7 +11,10 @@ Sequence of simulated day t (the planner's snapshot of day t is taken before ste
 Costs: holding + transport (own lanes, per unit + fixed per lane-day) + purchases + shortage
 penalty + overflow (end-of-day volume above a site's storage capacity, per volume-day). A
 purchase is charged its premium over the cheapest purchase price (plus the lane's fixed cost):
-goods are needed whoever plans, so only a dearer choice of supplier is a cost.
+goods are needed whoever plans, so only a dearer choice of supplier is a cost. A shipment that
+lands after the run's last day is kept apart (`after_window_cost`, reported, not in the total):
+the sales it makes fall outside the run, so its cost does too. The perfect-information bound,
+which knows when the run ends, never ships such goods; a rolling planner rightly does.
 
 Stock is conserved: initial stock + receipts = stock + shipped out + sold (checked in tests).
 """
@@ -74,6 +77,7 @@ class Ledger:
     shortage_cost: NDArray[np.float64]  # [day]
     overflow: NDArray[np.float64] | None = None  # [day, node] end-of-day volume above storage capacity
     overflow_cost: NDArray[np.float64] | None = None  # [day]
+    after_window_cost: NDArray[np.float64] | None = None  # [day] transport and purchases landing after the run
     shipments: list[Shipment] = field(default_factory=list)
     short_shipped_units: float = 0.0
     orders_submitted: int = 0
@@ -132,6 +136,7 @@ class Simulator:
             shortage_cost=np.zeros(days),
             overflow=np.zeros((days, n)),
             overflow_cost=np.zeros(days),
+            after_window_cost=np.zeros(days),
         )
         self._own = ~network.is_supplier
 
@@ -206,11 +211,13 @@ class Simulator:
             unit = net.lane_cost[o.lane] - (self.credit[o.sku] if supplier else 0.0)
             cost = qty * unit + (0.0 if used[o.lane] else net.lane_fixed[o.lane])
             used[o.lane] = True
-            if supplier:
+            arrive = t + int(self.paths.lead[t, o.lane])  # one lead time per lane and day
+            if arrive >= self.paths.days:
+                led.after_window_cost[t] += cost
+            elif supplier:
                 led.purchase_cost[t] += cost
             else:
                 led.transport_cost[t] += cost
-            arrive = t + int(self.paths.lead[t, o.lane])
             kind = "purchase" if supplier else "transfer"
             ship = Shipment(o.ref or f"SIM-{t}-{len(led.shipments)}", o.lane, origin, dest, o.sku, qty, t, arrive, kind)
             led.shipments.append(ship)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ballast.models.twin.kpis import run_kpis
 from ballast.models.twin.network import Receipt, TwinNetwork
 from ballast.models.twin.paths import Paths
 from ballast.models.twin.sim import Order, Simulator
@@ -42,6 +43,21 @@ def test_lateral_transfer_arrives_after_its_lead_time_and_costs_what_the_lane_sa
     assert led.transport_cost.tolist() == [15 * 0.2, 0.0, 0.0]
     # holding on end-of-day stock: (100 + 2 + 25) + (100 + 9 + 25) + (100 + 1 + 25), at 0.01
     assert led.holding_cost.sum() == pytest.approx(0.01 * (127 + 134 + 126))
+
+
+def test_a_shipment_landing_after_the_last_day_is_kept_out_of_the_runs_cost(tiny: TwinNetwork) -> None:
+    # a 2-day run; DC→A (lead 1, 0.5 per unit + 10 fixed) ships 4 on day 0 (lands day 1) and 6 on day 1 (lands day 2)
+    paths = _paths(tiny, [0, 0], [0, 0])
+    sim = Simulator(tiny, paths, penalty=np.array([20.0]))
+    sim.submit([Order(1, 0, 4.0, 0, "IN"), Order(1, 0, 6.0, 1, "AFTER")])
+    sim.step()
+    sim.step()
+    led = sim.ledger
+    assert led.transport_cost.tolist() == [4 * 0.5 + 10.0, 0.0]
+    assert led.after_window_cost.tolist() == [0.0, 6 * 0.5 + 10.0]  # its own lane-day fixed cost with it
+    assert led.total_cost() == pytest.approx(led.holding_cost.sum() + 12.0)
+    assert sim.stock[1, 0] == 100.0 - 10.0  # the goods did leave the DC within the run
+    assert run_kpis(led, tiny, 14)["after_window_cost"] == pytest.approx(13.0)
 
 
 def test_short_stock_and_lane_capacity_cut_a_shipment_and_lost_sales_are_charged(tiny: TwinNetwork) -> None:
