@@ -1,6 +1,6 @@
 """Tune the default policy's knobs on the digital twin (issue 6, item 5).
 
-Grid over the policy's knobs (safety-stock shortfall penalty and early-shipment cost; the full grid
+Grid over the policy's knobs (safety-stock shortfall penalty and release-now cost; the full grid
 adds service levels, shortage penalty, cooldown and freeze window): every candidate policy
 runs the twin on the TRAINING seeds (ballast only); the candidate with the lowest mean total cost
 among those whose fill rate is no lower than the default's is then evaluated with the baselines
@@ -26,16 +26,16 @@ import yaml
 
 GRIDS = {
     # the knobs the steady-state runs of 2026-11-27 showed to matter: what a unit below safety stock
-    # costs per day (it drives small top-up moves), and the early-shipment cost (it lets what can
-    # wait stay unreleased, so a later cycle ships it with the next consolidated move)
+    # costs per day (it drives small top-up moves), and the cost of releasing now (what can wait
+    # stays unreleased, so a later cycle ships it with the next consolidated move)
     "small": {
         "safety_stock_shortfall_penalty_per_unit": [0.1, 0.25, 1.0],
-        "early_shipment_cost_per_unit_day": [0.0, 0.01],
+        "release_now_cost_per_unit": [0.0, 0.1],
     },
     "full": {
         "service_levels.default": [0.9, 0.95, 0.98],
         "safety_stock_shortfall_penalty_per_unit": [0.1, 0.25, 1.0],
-        "early_shipment_cost_per_unit_day": [0.0, 0.01, 0.05],
+        "release_now_cost_per_unit": [0.0, 0.1, 0.5],
         "shortage_penalty_per_unit": [10.0, 20.0, 40.0],
         "cooldown_days": [3, 7, 14],
         "freeze_window_days": [1, 2],

@@ -492,7 +492,7 @@ def add_negotiated_caps(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
 
 def add_objective(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
     """Transport and purchase + fixed lane-day + holding + shortage + safety shortfall − short-dated credit
-    + the policy's cost of shipping early (per unit and day before the horizon's last day)."""
+    + the policy's cost of releasing now (per unit shipped inside the freeze window)."""
     coefs: list[float] = []
     vars_: list = []
     arcs, items = inputs.arcs, inputs.items

@@ -172,11 +172,12 @@ class NetworkInputs:
     # order-level binaries for the policy minimum transfer only on small models; larger ones enforce
     # it after the solve (round up or drop, then an LP repair: `ballast.models.ladder`)
     exact_minimum_transfer: bool = True
-    early_ship_cost: float = 0.0  # per unit and day before the horizon's last day (policy: early_shipment_cost…)
+    release_now_cost: float = 0.0  # per unit shipped inside the freeze window (policy: release_now_cost_per_unit)
+    freeze_days: int = 1
 
     def early_cost(self, t: int) -> float:
-        """What shipping one unit on day `t` costs for not waiting until the horizon's last day."""
-        return self.early_ship_cost * (self.horizon - 1 - t)
+        """What shipping one unit on day `t` costs for being released now rather than left to a later cycle."""
+        return self.release_now_cost if t < self.freeze_days else 0.0
 
     @property
     def days(self) -> range:
@@ -629,7 +630,8 @@ def build_inputs(
         backorder_daily_share=policy.backorder_daily_penalty_share,
         safety_shortfall_penalty=policy.safety_stock_shortfall_penalty_per_unit,
         short_dated_credit_share=1.0,
-        early_ship_cost=policy.early_shipment_cost_per_unit_day,
+        release_now_cost=policy.release_now_cost_per_unit,
+        freeze_days=policy.freeze_window_days,
         cooldown_days=N,
         sites=site_map,
         items=item_map,

@@ -149,12 +149,12 @@ class Policy(_Strict):
         1.5, ge=0, description="penalty per unit = max(flat, multiple × unit_price)"
     )
     safety_stock_shortfall_penalty_per_unit: float = Field(2.0, ge=0)
-    early_shipment_cost_per_unit_day: float = Field(
+    release_now_cost_per_unit: float = Field(
         0.0,
         ge=0,
-        description="a unit shipped d days before the horizon's last day costs d × this: among plans "
-        "otherwise as good the engine ships as late as the needs allow, so what can wait is not released "
-        "yet and a later cycle can ship it with what it learns (keep it well below holding + shortage)",
+        description="a unit planned to ship inside the freeze window (released by this cycle) costs this "
+        "much more than one planned for later: among plans otherwise as good, what can wait is left to a "
+        "later cycle, which ships it with the next consolidated move and with what it has learnt",
     )
     unmet_demand: Literal["lost_sales", "backorders"] = "lost_sales"
     backorder_daily_penalty_share: float = Field(

@@ -84,7 +84,7 @@ def _replay(
 
 def plan_cost(inputs: NetworkInputs, flows: pl.DataFrame) -> float:
     """The coordinator's objective for a flow table, replayed as `verify_plan` replays it: moves (unit
-    costs, fixed lane-day costs, short-dated credit, early shipping), holding, unmet demand and
+    costs, fixed lane-day costs, short-dated credit, release-now cost), holding, unmet demand and
     safety-stock shortfall.
     It prices the plan that is published (after whole units), not the solve that led to it."""
     arcs, items = inputs.arcs, inputs.items

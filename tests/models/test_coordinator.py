@@ -457,25 +457,37 @@ def test_a_site_over_capacity_may_refill_what_it_sells_up_to_its_peak(capacity):
         assert room == pytest.approx([0.0, 5.0, 10.0, 15.0])
 
 
-@pytest.mark.parametrize("early_cost", [0.0, 0.01])
-def test_early_shipment_cost_ships_as_late_as_the_need_allows(early_cost):
-    # B needs 10 on day 5 (lead 1): any ship day 0-4 is as good without the early-shipment cost;
-    # with it, the shipment waits until day 4 (and is not released by a 1-day freeze window today)
+@pytest.mark.parametrize("release_cost", [0.0, 0.1])
+def test_release_now_cost_leaves_what_can_wait_to_a_later_cycle(release_cost):
+    # B needs 10 on day 5 (lead 1): any ship day 0-4 is as good without the cost; with it, day 0 (the
+    # freeze window, released by this cycle) costs 0.1 a unit more, so the move is left to a later cycle
     result = run(
         sites=TWO,
         lanes=[lane("A", "B", cost=1.0)],
         inventory=[stock("A", 100), stock("B", 0)],
         demand={("B", "X"): [0, 0, 0, 0, 0, 10, 0]},
-        pol=policy(horizon_days=7, safety_stock_shortfall_penalty_per_unit=0.0, early_shipment_cost_per_unit_day=early_cost),
+        pol=policy(horizon_days=7, safety_stock_shortfall_penalty_per_unit=0.0, release_now_cost_per_unit=release_cost),
     )
     plan = moved(result)
     assert sum(plan.values()) == pytest.approx(10.0)
+    assert result.record.objective == pytest.approx(10.0)
     assert result.record.plan_cost == pytest.approx(result.record.objective)
-    if early_cost:
-        assert plan == {("A", "B", 4): 10.0}
-        assert result.record.objective == pytest.approx(10 * 1.0 + 10 * 0.01 * (7 - 1 - 4))
-    else:
-        assert result.record.objective == pytest.approx(10.0)
+    if release_cost:
+        assert all(day >= 1 for _, _, day in plan)
+
+
+def test_release_now_cost_still_lets_a_later_need_ride_with_an_urgent_move():
+    # 10 needed on day 1 (must ship now) and 10 on day 5; the lane costs 50 a shipping day: one move
+    # of 20 now (50 + 20 + 20 × 0.1 released now) beats two moves (100 + 20 + 10 × 0.1)
+    result = run(
+        sites=TWO,
+        lanes=[lane("A", "B", cost=1.0, fixed=50.0)],
+        inventory=[stock("A", 100), stock("B", 0)],
+        demand={("B", "X"): [0, 10, 0, 0, 0, 10, 0]},
+        pol=policy(horizon_days=7, safety_stock_shortfall_penalty_per_unit=0.0, release_now_cost_per_unit=0.1),
+    )
+    assert moved(result) == {("A", "B", 0): 20.0}
+    assert result.record.objective == pytest.approx(50 + 20 + 20 * 0.1)
 
 
 def test_outbound_capacity_of_the_source():
