@@ -129,9 +129,9 @@ def test_mip_on_the_default_network_starts_from_the_lp_rounded_plan():
     assert result.verification.ok, result.verification.summary()
     assert result.record.rung in ("mip", "incumbent")
     # the MIP starts from the LP-rounded plan (the golden one), so it never ends worse than that;
-    # the LP bound of this network is ~275k
+    # the LP bound of this network is ~272k
     golden = json.loads(GOLDEN.read_text())["objective"]
-    assert 275_000 < result.record.objective <= golden * 1.001
+    assert 272_000 < result.record.objective <= golden * 1.001
     assert verify_plan(result.inputs, result.flows).ok
 
 
@@ -141,14 +141,15 @@ def test_default_network_plan_is_verified_and_sensible():
     assert result.verification.ok, result.verification.summary()
     assert result.record.rung == "lp_rounded"
     assert [a.rung for a in result.record.attempts] == ["mip", "lp_rounded"]  # the MIP skipped: too large
-    # within a stated gap of the LP bound (~275k): slope scaling brings the rounded plan to ~5%, and the
-    # published plan (minimum transfers settled, whole units), priced by replaying it, stays within 7%
+    # within a stated gap of the LP bound (~272k): slope scaling brings the rounded plan to ~6%, and the
+    # published plan (minimum transfers settled, whole units), priced by replaying it, stays within 8.5%
+    # (measured under policy 2026.11.2: 5.97% and 8.1%; the lower safety-stock penalty lowered the bound)
     bound = result.record.lp_bound
-    assert bound is not None and 270_000 < bound < 280_000
-    assert (result.record.objective - bound) / result.record.objective < 0.06
+    assert bound is not None and 265_000 < bound < 280_000
+    assert (result.record.objective - bound) / result.record.objective < 0.065
     assert result.record.mip_gap == pytest.approx((result.record.objective - bound) / result.record.objective)
     assert result.record.plan_cost is not None
-    assert (result.record.plan_cost - bound) / result.record.plan_cost < 0.07
+    assert (result.record.plan_cost - bound) / result.record.plan_cost < 0.085
     o = result.orders
     assert o.height > 0
     # never on the forbidden lane, never from a supplier to a hub, never backwards into a supplier
