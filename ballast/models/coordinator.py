@@ -497,11 +497,11 @@ def add_objective(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
     vars_: list = []
     arcs, items = inputs.arcs, inputs.items
     for (a, _k, t), v in m.ship_units.items():
-        coefs.append(arcs[a].cost_per_unit + inputs.early_cost(t))
+        coefs.append(arcs[a].cost_per_unit + inputs.release_cost(t))
         vars_.append(v)
     for (a, k, t), v in m.short_dated_ship_units.items():
         credit = inputs.short_dated_credit_share * items[k].unit_cost
-        coefs.append(arcs[a].cost_per_unit - credit + inputs.early_cost(t))
+        coefs.append(arcs[a].cost_per_unit - credit + inputs.release_cost(t))
         vars_.append(v)
     for (a, _t), v in m.lane_open.items():
         coefs.append(arcs[a].fixed_cost)

@@ -175,7 +175,7 @@ class NetworkInputs:
     release_now_cost: float = 0.0  # per unit shipped inside the freeze window (policy: release_now_cost_per_unit)
     freeze_days: int = 1
 
-    def early_cost(self, t: int) -> float:
+    def release_cost(self, t: int) -> float:
         """What shipping one unit on day `t` costs for being released now rather than left to a later cycle."""
         return self.release_now_cost if t < self.freeze_days else 0.0
 

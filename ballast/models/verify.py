@@ -97,7 +97,7 @@ def plan_cost(inputs: NetworkInputs, flows: pl.DataFrame) -> float:
     ).iter_rows():
         arc = arcs[a]
         total += arc.cost_per_unit * q - inputs.short_dated_credit_share * items[k].unit_cost * sd
-        total += inputs.early_cost(t) * q
+        total += inputs.release_cost(t) * q
         if arc.needs_binary:
             opened.add((a, t))
         arrivals[(arc.destination, k, arrive)] += q

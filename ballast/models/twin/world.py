@@ -60,14 +60,11 @@ def make_network(frames: dict[str, pl.DataFrame], settings: TwinSettings, policy
 
 def shortage_yardstick(settings: TwinSettings, policy: Policy) -> tuple[float, float]:
     """(flat, price multiple) of the lost-sale cost the world charges: the twin's, else the policy's."""
-    c = settings.costs
-    flat = c.shortage_penalty_per_unit if c.shortage_penalty_per_unit is not None else policy.shortage_penalty_per_unit
-    multiple = (
-        c.shortage_penalty_price_multiple
-        if c.shortage_penalty_price_multiple is not None
-        else policy.shortage_penalty_price_multiple
+    flat, multiple = settings.costs.shortage_penalty_per_unit, settings.costs.shortage_penalty_price_multiple
+    return (
+        policy.shortage_penalty_per_unit if flat is None else flat,
+        policy.shortage_penalty_price_multiple if multiple is None else multiple,
     )
-    return flat, multiple
 
 
 def make_world(
