@@ -1,8 +1,9 @@
 """The forecast cache and results in DuckDB: tables `fc_runs`, `fc_series`, `fc_forecasts`, `fc_run_series`.
 
 * `fc_series` is the cache: one row per fitted (site_id, sku, fingerprint, config_hash) with
-  the chosen model, its CV scores and the run that fitted it. A series whose history
-  fingerprint and config are already there is not refitted.
+  the chosen model, its CV scores, its conformal ratios, the as-of date it was chosen on
+  (`selected_as_of`; later refits may keep the choice) and the run that fitted it. A series
+  whose history fingerprint and config are already there is not refitted.
 * `fc_forecasts` holds the forecast rows of a fit, under the run that fitted them (a later run
   that reuses the fit points at them instead of copying them).
 * `fc_run_series` lists, per run, every series it covers and which cache entry it uses; with
@@ -18,6 +19,7 @@ import duckdb
 import polars as pl
 
 from ballast.io.warehouse import insert_frame, query_frame, transaction
+from ballast.models.forecast import FALLBACK, RATIO_COLUMNS, SCORE_COLUMNS
 
 DDL: Final = (
     """CREATE TABLE IF NOT EXISTS fc_runs (
@@ -41,7 +43,7 @@ DDL: Final = (
     "ALTER TABLE fc_runs ADD COLUMN IF NOT EXISTS data_as_of TIMESTAMPTZ",
     "ALTER TABLE fc_runs ADD COLUMN IF NOT EXISTS origin VARCHAR",
     "ALTER TABLE fc_runs ADD COLUMN IF NOT EXISTS demand_files_sha256 VARCHAR",
-    """CREATE TABLE IF NOT EXISTS fc_series (
+    f"""CREATE TABLE IF NOT EXISTS fc_series (
         site_id VARCHAR NOT NULL,
         sku VARCHAR NOT NULL,
         fingerprint VARCHAR NOT NULL,
@@ -60,8 +62,13 @@ DDL: Final = (
         mase_holdout DOUBLE,
         snaive_mase_holdout DOUBLE,
         fitted_at TIMESTAMPTZ NOT NULL,
+        selected_as_of DATE,
+        {"".join(f"{c} DOUBLE, " for c in RATIO_COLUMNS)}
         PRIMARY KEY (site_id, sku, fingerprint, config_hash)
     )""",
+    # Warehouses from before model choices were kept between refits: NULL, so never kept.
+    "ALTER TABLE fc_series ADD COLUMN IF NOT EXISTS selected_as_of DATE",
+    *(f"ALTER TABLE fc_series ADD COLUMN IF NOT EXISTS {c} DOUBLE" for c in RATIO_COLUMNS),
     """CREATE TABLE IF NOT EXISTS fc_forecasts (
         run_id VARCHAR NOT NULL,
         site_id VARCHAR NOT NULL,
@@ -98,16 +105,10 @@ SERIES_COLUMNS: Final = (
     "tier",
     "demand_class",
     "model",
-    "mase_cv",
-    "rmsse_cv",
-    "err_sum",
-    "y_sum",
-    "cov80",
-    "cov95",
-    "snaive_mase_cv",
-    "mase_holdout",
-    "snaive_mase_holdout",
+    *SCORE_COLUMNS,
     "fitted_at",
+    "selected_as_of",
+    *RATIO_COLUMNS,
 )
 FORECAST_COLUMNS: Final = (
     "site_id",
@@ -141,6 +142,32 @@ def cached(con: duckdb.DuckDBPyConnection, keys: pl.DataFrame) -> pl.DataFrame:
             con,
             """SELECT s.* FROM fc_series s
                JOIN _fc_keys k USING (site_id, sku, fingerprint, config_hash)""",
+        )
+    finally:
+        con.unregister("_fc_keys")
+
+
+def recent_choices(
+    con: duckdb.DuckDBPyConnection, keys: pl.DataFrame, since: date, until: date
+) -> pl.DataFrame:
+    """The newest model choice made by cross-validation between `since` and `until` (as-of
+    dates, inclusive) for each (site_id, sku, config_hash) of `keys`: site_id, sku, model,
+    `SCORE_COLUMNS`, `RATIO_COLUMNS`, selected_as_of. Fallback fits are no choice."""
+    ensure_tables(con)
+    cols = ["site_id", "sku", "model", *SCORE_COLUMNS, *RATIO_COLUMNS, "selected_as_of"]
+    if keys.is_empty():
+        return query_frame(con, f"SELECT {', '.join(cols)} FROM fc_series LIMIT 0")
+    con.register("_fc_keys", keys.select("site_id", "sku", "config_hash").unique().to_arrow())
+    try:
+        return query_frame(
+            con,
+            f"""SELECT {", ".join(f"s.{c}" for c in cols)} FROM fc_series s
+                JOIN _fc_keys k USING (site_id, sku, config_hash)
+                WHERE s.selected_as_of BETWEEN ? AND ? AND s.model <> ?
+                QUALIFY row_number() OVER (
+                    PARTITION BY s.site_id, s.sku, s.config_hash
+                    ORDER BY s.selected_as_of DESC, s.fitted_at DESC) = 1""",
+            [since, until, FALLBACK],
         )
     finally:
         con.unregister("_fc_keys")
@@ -259,7 +286,7 @@ def run_series(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFrame:
         """SELECT r.site_id, r.sku, s.demand_class, r.sku_class, s.model, r.fingerprint, s.mase_cv,
                   s.fitted_at, s.tier, s.config_hash, s.run_id AS fit_run_id, r.refit, s.rmsse_cv,
                   s.err_sum, s.y_sum, s.cov80, s.cov95, s.snaive_mase_cv, s.mase_holdout,
-                  s.snaive_mase_holdout
+                  s.snaive_mase_holdout, s.selected_as_of
            FROM fc_run_series r
            JOIN fc_series s USING (site_id, sku, fingerprint, config_hash)
            WHERE r.run_id = ? ORDER BY r.site_id, r.sku""",

@@ -17,7 +17,7 @@ import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ class PartitionJob:
     horizon: int
     config: fc.ForecastConfig
     workers: int = 1
+    kept: pl.DataFrame | None = None  # recent model choices of these series (`fc.fit_partition`)
 
 
 JobMap = Callable[[list[PartitionJob]], list[fc.PartitionResult]]
@@ -54,7 +55,12 @@ JobMap = Callable[[list[PartitionJob]], list[fc.PartitionResult]]
 def run_job(job: PartitionJob, backend: fc.Backend | None = None) -> fc.PartitionResult:
     """Fit one partition (the unit of fan-out)."""
     return fc.fit_partition(
-        job.history, job.meta, job.horizon, job.config, backend or fc.LocalBackend(workers=job.workers)
+        job.history,
+        job.meta,
+        job.horizon,
+        job.config,
+        backend or fc.LocalBackend(workers=job.workers),
+        kept=job.kept,
     )
 
 
@@ -197,8 +203,15 @@ def run_forecast_refresh(
         else pl.DataFrame(schema={"site_id": pl.String, "sku": pl.String})
     )
     todo = meta.join(hit_keys, on=["site_id", "sku"], how="anti")
+    kept = kept_choices(con, todo, as_of, config, force)
     logger.info(
-        "forecast %s: %d series, %d to refit, horizon %d days", as_of, meta.height, todo.height, horizon
+        "forecast %s: %d series, %d to refit (%d keeping a model chosen since %s), horizon %d days",
+        as_of,
+        meta.height,
+        todo.height,
+        kept.height,
+        as_of - timedelta(days=max(config.reselect_days - 1, 0)),
+        horizon,
     )
 
     t0 = time.perf_counter()
@@ -207,8 +220,10 @@ def run_forecast_refresh(
         n = n_partitions or max(fc.default_partitions(todo.height), min_partitions)
         jobs = []
         for part in fc.partition_series(todo, n):
-            history = dense.join(part.select("site_id", "sku"), on=["site_id", "sku"], how="semi")
-            jobs.append(PartitionJob(history, part, horizon, config, workers))
+            keys = part.select("site_id", "sku")
+            history = dense.join(keys, on=["site_id", "sku"], how="semi")
+            own = kept.join(keys, on=["site_id", "sku"], how="semi")
+            jobs.append(PartitionJob(history, part, horizon, config, workers, own))
         results = map_fn(jobs)
     seconds["fit"] = time.perf_counter() - t0
 
@@ -226,9 +241,17 @@ def run_forecast_refresh(
             .join(fresh, on=["site_id", "sku"], how="left")
             .with_columns(pl.lit(run_id).alias("run_id"), pl.lit(fitted_at).alias("fitted_at"))
         )
+        if "selected_as_of" not in fitted.columns:
+            fitted = fitted.with_columns(pl.lit(None, dtype=pl.Date).alias("selected_as_of"))
+        # A choice made by this run's cross-validation (or a fallback fit) is dated today.
+        fitted = fitted.with_columns(pl.col("selected_as_of").fill_null(as_of))
         for col in forecast_store.SERIES_COLUMNS:
             if col not in fitted.columns:
                 fitted = fitted.with_columns(pl.lit(None, dtype=pl.Float64).alias(col))
+        n_chosen = fitted.filter(
+            (pl.col("selected_as_of") == as_of) & (pl.col("model") != fc.FALLBACK)
+        ).height
+        n_kept = fitted.filter(pl.col("selected_as_of") < as_of).height
         if fresh_fc.height:
             fresh_fc = fresh_fc.with_columns(pl.lit(run_id).alias("run_id"))
         run_series = meta.select(
@@ -276,7 +299,12 @@ def run_forecast_refresh(
             }
         )
         metrics = _metrics(accuracy, series)
-        metrics |= {"n_series": float(meta.height), "n_refit": float(todo.height)}
+        metrics |= {
+            "n_series": float(meta.height),
+            "n_refit": float(todo.height),
+            "n_series_chosen_by_cv": float(n_chosen),
+            "n_series_keeping_choice": float(n_kept),
+        }
         metrics |= {f"seconds_{k}": v for k, v in seconds.items()}
         for r in results:
             for k, v in r.seconds.items():
@@ -321,6 +349,21 @@ def run_forecast_refresh(
         model_version=model_version,
         seconds=seconds,
     )
+
+
+def kept_choices(
+    con: duckdb.DuckDBPyConnection, todo: pl.DataFrame, as_of: date, config: fc.ForecastConfig, force: bool
+) -> pl.DataFrame:
+    """The recent model choices the series to refit keep (`fc.ForecastConfig.reselect_days`).
+
+    A choice counts when it was made for an as-of date in the last `reselect_days` days up to
+    `as_of` (never a later one: a backfill must not see a choice made on newer data), under the
+    same config and tier (the config hash). `force` and `reselect_days` 0 keep none.
+    """
+    if force or config.reselect_days <= 0 or todo.is_empty():
+        return forecast_store.recent_choices(con, todo.clear(), as_of, as_of)
+    since = as_of - timedelta(days=config.reselect_days - 1)
+    return forecast_store.recent_choices(con, todo.select("site_id", "sku", "config_hash"), since, as_of)
 
 
 def latest_or_refresh(

@@ -1,3 +1,4 @@
+from dataclasses import replace
 from datetime import date, timedelta
 
 import duckdb
@@ -5,7 +6,7 @@ import polars as pl
 import pytest
 
 from ballast.io import forecast_store
-from ballast.models.forecast import ForecastConfig
+from ballast.models.forecast import FALLBACK, ForecastConfig
 from ballast.models.policy import Policy
 from ballast.settings import Settings
 from ballast.tasks.forecast import run_forecast_refresh
@@ -122,3 +123,52 @@ def test_report_text_and_self_contained_html(refreshes, tmp_path) -> None:
     assert doc.count("data:image/png;base64,") == 3  # accuracy chart + 2 examples
     assert "<script" not in doc
     assert "http" not in doc.split("<body>")[1]
+
+
+@pytest.fixture(scope="module")
+def daily(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Daily refreshes with a week's model choice: AS_OF, +1 day, +7 days, a replay of AS_OF - 1,
+    then +2 days choosing on every refit (`reselect_days` 0: the same cache key, no kept choice)."""
+    home = tmp_path_factory.mktemp("daily")
+    settings = Settings(home=home)
+    policy = Policy(version="t", author="t", horizon_days=7)
+    demand = synthetic_demand()
+    con = duckdb.connect(str(home / "w.duckdb"))
+    args = (SITES, items(demand), LANES, policy, settings)
+    out = {
+        name: run_forecast_refresh(con, demand, *args, AS_OF + timedelta(days=d), config=CONFIG)
+        for name, d in (("day0", 0), ("day1", 1), ("day7", 7), ("replay", -1))
+    }
+    out["every_refit"] = run_forecast_refresh(
+        con, demand, *args, AS_OF + timedelta(days=2), config=replace(CONFIG, reselect_days=0)
+    )
+    yield out
+    con.close()
+
+
+def _choices(result) -> dict:
+    chosen = result.series.filter(pl.col("model") != FALLBACK)
+    return {(r["site_id"], r["sku"]): r for r in chosen.iter_rows(named=True)}
+
+
+def test_the_next_days_refit_keeps_the_weeks_model_choice(daily) -> None:
+    day0, day1 = _choices(daily["day0"]), _choices(daily["day1"])
+    assert daily["day1"].n_refit == daily["day1"].n_series  # a day more of history: every series refit
+    assert day1.keys() == day0.keys() and len(day1) == 12
+    for key, row in day1.items():
+        assert row["selected_as_of"] == AS_OF
+        assert row["fit_run_id"] == daily["day1"].run_id
+        assert (row["model"], row["mase_cv"]) == (day0[key]["model"], day0[key]["mase_cv"])
+    assert daily["day1"].forecasts["day"].min() == AS_OF + timedelta(days=1)
+
+
+def test_a_week_on_and_on_replay_the_model_is_chosen_again(daily) -> None:
+    for name, as_of in (("day7", AS_OF + timedelta(days=7)), ("replay", AS_OF - timedelta(days=1))):
+        chosen = _choices(daily[name])
+        # a replay never keeps a choice made on later data
+        assert {r["selected_as_of"] for r in chosen.values()} == {as_of}, name
+
+
+def test_reselect_days_zero_chooses_on_every_refit(daily) -> None:
+    chosen = _choices(daily["every_refit"])
+    assert {r["selected_as_of"] for r in chosen.values()} == {AS_OF + timedelta(days=2)}

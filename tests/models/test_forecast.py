@@ -113,6 +113,39 @@ def test_chosen_models_beat_seasonal_naive_out_of_sample(fitted) -> None:
     assert 0.7 <= overall["cov95"] <= 1.0
 
 
+def test_a_kept_choice_skips_cross_validation_and_forecasts_with_its_own_ratios(fitted) -> None:
+    meta, first = fitted
+    dense, _ = _meta(synthetic_demand())
+    ratios = {"r_lo95": 0.1, "r_lo80": 0.3, "r_q50": 0.9, "r_q80": 1.4, "r_hi80": 1.7, "r_q95": 2.0, "r_hi95": 2.5}
+    kept = pl.DataFrame(
+        [
+            # every intermittent series keeps TSB, whatever CV chose; SM0 (tier cheap) keeps SeasonalWindowAverage
+            *({"site_id": f"H{i % 2}", "sku": f"IN{i}", "model": "TSB", "mase_cv": 0.5, **ratios} for i in range(6)),
+            {"site_id": "H0", "sku": "SM0", "model": "SeasonalWindowAverage", "mase_cv": 0.5, **ratios},
+            # a model its tier does not offer is no choice to keep: SM2 is chosen anew
+            {"site_id": "H0", "sku": "SM2", "model": "AutoARIMA", "mase_cv": 0.5, **ratios},
+        ]
+    )
+    again = fc.fit_partition(dense, meta, H, CONFIG, kept=kept)
+
+    models = dict(zip(again.series["sku"], again.series["model"], strict=True))
+    assert {models[f"IN{i}"] for i in range(6)} == {"TSB"}
+    assert models["SM0"] == "SeasonalWindowAverage"
+    assert models["SM2"] == dict(zip(first.series["sku"], first.series["model"], strict=True))["SM2"]
+    assert "cv_intermittent" not in again.seconds  # the whole tier kept its choices
+    assert "cv_cheap" in again.seconds  # SM1..SM3 were chosen
+    scores = dict(zip(again.series["sku"], again.series["mase_cv"], strict=True))
+    assert scores["IN0"] == 0.5 and scores["SM2"] != 0.5
+    # the kept ratios shape the intervals: q95 = 2 x mean, lo80 = 0.3 x mean
+    in0 = again.forecasts.filter(pl.col("sku") == "IN0")
+    assert in0["mean"].min() > 0
+    assert (in0["q95"] - 2.0 * in0["mean"]).abs().max() < 1e-9
+    assert (in0["lo80"] - 0.3 * in0["mean"]).abs().max() < 1e-9
+    # series CV chose carry their own ratios, for the refits that keep them
+    sm1 = again.series.filter(pl.col("sku") == "SM1").row(0, named=True)
+    assert all(sm1[c] is not None for c in fc.RATIO_COLUMNS)
+
+
 def test_recent_mean_forecast_exact() -> None:
     out = fc.recent_mean_forecast(np.array([9.0, 2.0, 2.0, 2.0, 2.0]), h=3, window=4)
     assert out["mean"].tolist() == [2.0, 2.0, 2.0]
