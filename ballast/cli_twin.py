@@ -74,7 +74,7 @@ def simulate(
     )
     out = simulate_flow(params)
     runs, _ = load_results(SimulationHome(Path(out["root"])))
-    console.print(markdown_table(runs), markup=False, highlight=False)
+    typer.echo(markdown_table(runs))
     console.print(f"[bold green]simulation[/] {params.name}: {out['runs']} runs · report {out['report']}")
     console.print(
         f"results: {Path(out['root']) / 'results.duckdb'} · MLflow: {Settings(home=Path(out['root'])).tracking_uri}"
@@ -83,5 +83,34 @@ def simulate(
     )
 
 
+def simulate_report(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="Simulation folders, or BALLAST_HOMEs whose simulations/ to take them all from."),
+    ],
+    out: Annotated[Path, typer.Option(help="Where to write the merged HTML report.")] = Path("simulation-report.html"),
+) -> None:
+    """One table and report over simulations run apart (e.g. seeds run side by side in separate homes)."""
+    from ballast.io.twin_report import markdown_table, render_twin_report
+    from ballast.io.twin_store import load_many
+    from ballast.models.twin.criterion import criterion_markdown, criterion_table
+
+    try:
+        runs, daily = load_many(paths)
+    except (FileNotFoundError, ValueError) as exc:
+        console.print(f"[bold red]cannot merge:[/] {exc}")
+        raise typer.Exit(1) from None
+    if runs.is_empty():
+        console.print("[bold red]cannot merge:[/] the simulations recorded no runs")
+        raise typer.Exit(1)
+    typer.echo(criterion_markdown(criterion_table(runs)))
+    console.print()
+    typer.echo(markdown_table(runs))
+    name = f"{runs['simulation'].n_unique()} simulations"
+    render_twin_report(name, runs, daily, out)
+    console.print(f"[bold green]report[/] {out} · {runs.height} runs", markup=True)
+
+
 def register(app: typer.Typer) -> None:
     app.command("simulate")(simulate)
+    app.command("simulate-report")(simulate_report)

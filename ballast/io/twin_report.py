@@ -13,6 +13,7 @@ from jinja2 import Environment, select_autoescape
 
 from ballast.io.landing import atomic_write_bytes
 from ballast.io.plan_report import png_b64
+from ballast.models.twin.criterion import HEADERS, criterion_rows, criterion_table
 
 KPI_COLUMNS = (
     ("total_cost", "total cost", "{:,.0f}"),
@@ -60,6 +61,13 @@ the same accounting. Values are mean ± sd over seeds.</p>
 storage capacity and lane minimum quantities are not enforced by the simulator (the planner still plans
 with them); the TMS shows true arrival dates; an order the origin cannot fill is shipped short and the
 rest dropped; the simulated planner approves every order awaiting approval inside the freeze window.</p>
+{% if criterion %}
+<h2>Is ballast better? (cost below both baselines, fill rate no lower than the better one,
+steady state within 10% of the bound, at least 5 seeds)</h2>
+<table><tr>{% for h in criterion.headers %}<th{% if loop.first %} class="l"{% endif %}>{{ h }}</th>{% endfor %}</tr>
+{% for row in criterion.rows %}<tr>{% for c in row %}<td{% if loop.first %} class="l"{% endif %}>{{ c }}</td>{% endfor %}</tr>
+{% endfor %}</table>
+{% endif %}
 {% for sc in tables %}
 <h2>{{ sc.scenario }}</h2>
 <table><tr><th class="l">policy</th>{% for h in headers %}<th>{{ h }}</th>{% endfor %}</tr>
@@ -132,6 +140,14 @@ def kpi_table(runs: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _criterion(runs: pl.DataFrame) -> dict | None:
+    """The criterion table's headers and rows, or None without ballast and both baselines."""
+    table = criterion_table(runs)
+    if table.is_empty():
+        return None
+    return {"headers": HEADERS, "rows": criterion_rows(table)}
+
+
 def render_twin_report(name: str, runs: pl.DataFrame, daily: pl.DataFrame, path: Path, top_sites: int = 3) -> Path:
     table = kpi_table(runs)
     tables = []
@@ -175,6 +191,7 @@ def render_twin_report(name: str, runs: pl.DataFrame, daily: pl.DataFrame, path:
             seeds=sorted(runs["seed"].unique().to_list()),
             headers=[h for _, h, _ in KPI_COLUMNS],
             tables=tables,
+            criterion=_criterion(runs),
         )
     )
     atomic_write_bytes(path, html.encode())

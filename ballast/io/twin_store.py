@@ -157,3 +157,35 @@ def load_results(sim: SimulationHome) -> tuple[pl.DataFrame, pl.DataFrame]:
         return runs, daily
     kpis = pl.DataFrame([json.loads(k) for k in runs["kpis"].to_list()], infer_schema_length=None)
     return pl.concat([runs.drop("kpis"), kpis], how="horizontal"), daily
+
+
+def find_simulations(path: Path) -> list[SimulationHome]:
+    """The simulations at `path`: a simulation folder (with results.duckdb), or every one under a
+    BALLAST_HOME's `simulations/`."""
+    if (path / "results.duckdb").is_file():
+        return [SimulationHome(path)]
+    found = sorted(p.parent for p in (path / "simulations").glob("*/results.duckdb"))
+    if not found:
+        raise FileNotFoundError(f"{path}: no results.duckdb here nor under {path / 'simulations'}")
+    return [SimulationHome(p) for p in found]
+
+
+def load_many(paths: list[Path]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(runs, daily stock) of several simulations merged, with a `simulation` column, e.g. seeds run
+    in separate homes side by side. A (scenario, seed, policy) found twice is refused: the table
+    would count it twice."""
+    runs: list[pl.DataFrame] = []
+    daily: list[pl.DataFrame] = []
+    seen: dict[tuple[str, int, str], Path] = {}
+    sims = {s.root.resolve(): s for p in paths for s in find_simulations(p)}  # a path given twice counts once
+    for sim in sims.values():
+        r, d = load_results(sim)
+        for key in r.select("scenario", "seed", "policy").iter_rows():
+            if key in seen:
+                raise ValueError(
+                    f"scenario {key[0]} seed {key[1]} policy {key[2]} is in both {seen[key]} and {sim.root}"
+                )
+            seen[key] = sim.root
+        runs.append(r.with_columns(pl.lit(str(sim.root)).alias("simulation")))
+        daily.append(d)
+    return pl.concat(runs, how="diagonal_relaxed"), pl.concat(daily, how="diagonal_relaxed")

@@ -1,0 +1,137 @@
+"""The twin's yardstick for ballast, per scenario over seeds.
+
+Is ballast cheaper than both baselines, does it serve at least as well as the better one, and
+(steady state) is it within 10% of the perfect-information bound?
+
+Means are over the seeds where ballast and both baselines ran (common random numbers make
+each seed a paired comparison, so the per-seed win count is shown beside the means).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import polars as pl
+
+BASELINES: Final = ("no_transfers", "reactive")
+STEADY: Final = "steady"
+BOUND_MARGIN: Final = 0.10  # steady state: within 10% of the perfect-information bound
+MIN_SEEDS: Final = 5
+
+
+def criterion_table(runs: pl.DataFrame) -> pl.DataFrame:
+    """One row per scenario with ballast and both baselines: seeds, mean total cost of ballast and
+    of the cheaper baseline, the change in %, seeds where ballast is cheaper than both, mean fill
+    of ballast and of the better-serving baseline, the difference in points, ballast's mean cost /
+    bound, whether each condition holds (`near_bound` only for steady state, else null) and
+    `met`: all of them, on at least `MIN_SEEDS` seeds."""
+    need = {"scenario", "seed", "policy", "total_cost", "fill_rate"}
+    if runs.is_empty() or not need <= set(runs.columns):
+        return pl.DataFrame()
+    ratio = "total_cost_vs_bound" if "total_cost_vs_bound" in runs.columns else None
+    wide = (
+        runs.filter(pl.col("policy").is_in(["ballast", *BASELINES]))
+        .select("scenario", "seed", "policy", "total_cost", "fill_rate", pl.col(ratio) if ratio else pl.lit(None))
+        .rename({ratio or "literal": "vs_bound"})
+        .pivot(on="policy", index=["scenario", "seed"], values=["total_cost", "fill_rate", "vs_bound"])
+    )
+    cols = [f"{k}_{p}" for k in ("total_cost", "fill_rate") for p in ("ballast", *BASELINES)]
+    if not set(cols) <= set(wide.columns):
+        return pl.DataFrame()
+    paired = wide.drop_nulls(cols)
+    per_seed = paired.with_columns(
+        (pl.col("total_cost_ballast") < pl.min_horizontal(*(f"total_cost_{b}" for b in BASELINES))).alias("win")
+    )
+    out = (
+        per_seed.group_by("scenario")
+        .agg(
+            pl.len().alias("seeds"),
+            pl.col("total_cost_ballast").mean().alias("ballast_cost"),
+            *(pl.col(f"total_cost_{b}").mean().alias(f"{b}_cost") for b in BASELINES),
+            pl.col("win").sum().alias("seeds_cheaper"),
+            pl.col("fill_rate_ballast").mean().alias("ballast_fill"),
+            *(pl.col(f"fill_rate_{b}").mean().alias(f"{b}_fill") for b in BASELINES),
+            pl.col("vs_bound_ballast").mean().alias("ballast_vs_bound"),
+        )
+        .with_columns(
+            pl.min_horizontal(*(f"{b}_cost" for b in BASELINES)).alias("best_baseline_cost"),
+            pl.max_horizontal(*(f"{b}_fill" for b in BASELINES)).alias("best_baseline_fill"),
+        )
+        .with_columns(
+            (pl.col("ballast_cost") / pl.col("best_baseline_cost") - 1.0).alias("cost_change"),
+            (pl.col("ballast_fill") - pl.col("best_baseline_fill")).alias("fill_change"),
+        )
+        .with_columns(
+            (pl.col("cost_change") < 0).alias("cheaper"),
+            (pl.col("fill_change") >= 0).alias("fill_no_lower"),
+            pl.when(pl.col("scenario") == STEADY)
+            .then(pl.col("ballast_vs_bound") <= 1.0 + BOUND_MARGIN)
+            .alias("near_bound"),
+        )
+        .with_columns(
+            (
+                pl.col("cheaper")
+                & pl.col("fill_no_lower")
+                & pl.col("near_bound").fill_null(True)
+                & (pl.col("seeds") >= MIN_SEEDS)
+            ).alias("met")
+        )
+    )
+    return out.select(
+        "scenario",
+        "seeds",
+        "ballast_cost",
+        "best_baseline_cost",
+        "cost_change",
+        "seeds_cheaper",
+        "ballast_fill",
+        "best_baseline_fill",
+        "fill_change",
+        "ballast_vs_bound",
+        "cheaper",
+        "fill_no_lower",
+        "near_bound",
+        "met",
+    ).sort("scenario")
+
+
+HEADERS: Final = (
+    "scenario",
+    "seeds",
+    "ballast cost",
+    "cheaper baseline",
+    "change",
+    "seeds cheaper",
+    "ballast fill",
+    "better baseline fill",
+    "difference",
+    "ballast / bound",
+    "met",
+)
+
+
+def criterion_rows(table: pl.DataFrame) -> list[list[str]]:
+    """The criterion table's rows as text, in the order of `HEADERS`."""
+    return [
+        [
+            r["scenario"],
+            str(r["seeds"]),
+            f"{r['ballast_cost']:,.0f}",
+            f"{r['best_baseline_cost']:,.0f}",
+            f"{r['cost_change']:+.1%}",
+            f"{r['seeds_cheaper']}/{r['seeds']}",
+            f"{r['ballast_fill']:.2%}",
+            f"{r['best_baseline_fill']:.2%}",
+            f"{100 * r['fill_change']:+.2f} pt",
+            "—" if r["ballast_vs_bound"] is None else f"{r['ballast_vs_bound']:.3f}",
+            "yes" if r["met"] else "no",
+        ]
+        for r in table.iter_rows(named=True)
+    ]
+
+
+def criterion_markdown(table: pl.DataFrame) -> str:
+    """The criterion table as Markdown, for notes and the terminal."""
+    lines = ["| " + " | ".join(HEADERS) + " |", "|---" * len(HEADERS) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in criterion_rows(table)]
+    return "\n".join(lines)
