@@ -411,7 +411,6 @@ def build_inputs(
         return row is not None and (row[0] + row[1]) > 0
 
     candidate: set[tuple[str, str]] = set()  # (arc, sku)
-    lateral_origins: set[Pair] = set()
     short_dated_candidates: set[tuple[str, str]] = set()
     for r in proposals.iter_rows(named=True):
         aid = arc_id(r["origin"], r["destination"], r["mode"])
@@ -419,12 +418,11 @@ def build_inputs(
             continue
         if r["units"] > 0:
             candidate.add((aid, r["sku"]))
-            lateral_origins.add((r["origin"], r["sku"]))
         if r["short_dated_units"] > 0:
             short_dated_candidates.add((aid, r["sku"]))
-            lateral_origins.add((r["origin"], r["sku"]))
 
-    # deficits pull replenishment from above; a source asked for more than it can spare pulls in turn
+    # deficits pull replenishment from above; a source asked for more than it can spare pulls in turn.
+    # A source that also offers the SKU sideways still supplies its own sites: the model splits its stock.
     asked: dict[Pair, float] = defaultdict(float)
     frontier = sorted((s, k) for (s, k), row in stmt.items() if row[4] == "deficit")
     seen: set[Pair] = set()
@@ -437,7 +435,7 @@ def build_inputs(
             need = stmt.get((site, sku), (0, 0, 0, 0, ""))[2] + asked.get((site, sku), 0.0)
             for aid in inbound_from_above.get(site, ()):
                 a = arcs[aid]
-                if not carries(a.origin, sku) or (a.origin, sku) in lateral_origins:
+                if not carries(a.origin, sku):
                     continue
                 candidate.add((aid, sku))
                 if site_map[a.origin].kind != "supplier":

@@ -203,6 +203,25 @@ def test_two_sites_one_sku():
     assert result.verification.ok
 
 
+def test_a_dc_offering_a_sku_sideways_still_replenishes_its_own_hub():
+    # given: DC-A holds 100 and feeds HUB-A; DC-B, beside it, sells 10 a day and has nothing, so
+    # DC-A offers X sideways to DC-B. HUB-A sells 10 a day from nothing too.
+    sites = [site("DC-A"), site("DC-B"), site("HUB-A", kind="hub", echelon=2)]
+    # when
+    result = run(
+        sites=sites,
+        lanes=[lane("DC-A", "DC-B"), lane("DC-A", "HUB-A")],
+        inventory=[stock("DC-A", 100), stock("DC-B", 0), stock("HUB-A", 0)],
+        demand={("DC-B", "X"): [10, 10, 10], ("HUB-A", "X"): [10, 10, 10]},
+        pol=policy(horizon_days=3),
+    )
+    # then: the sideways offer does not take DC-A out of its hub's supply (it used to: HUB-A got nothing)
+    lanes = per_lane(result)
+    assert lanes[("DC-A", "HUB-A", "road")] == pytest.approx(20.0)
+    assert lanes[("DC-A", "DC-B", "road")] == pytest.approx(20.0)
+    assert result.verification.ok
+
+
 def test_lane_too_slow_to_help():
     # rail is cheap but takes 2 days: with a 2-day horizon it cannot arrive; road does
     result = run(

@@ -129,9 +129,9 @@ def test_mip_on_the_default_network_starts_from_the_lp_rounded_plan():
     assert result.verification.ok, result.verification.summary()
     assert result.record.rung in ("mip", "incumbent")
     # the MIP starts from the LP-rounded plan (the golden one), so it never ends worse than that;
-    # the LP bound of this network is ~272k
+    # the LP bound of this network is ~271k
     golden = json.loads(GOLDEN.read_text())["objective"]
-    assert 272_000 < result.record.objective <= golden * 1.001
+    assert 270_000 < result.record.objective <= golden * 1.001
     assert verify_plan(result.inputs, result.flows).ok
 
 
@@ -141,15 +141,16 @@ def test_default_network_plan_is_verified_and_sensible():
     assert result.verification.ok, result.verification.summary()
     assert result.record.rung == "lp_rounded"
     assert [a.rung for a in result.record.attempts] == ["mip", "lp_rounded"]  # the MIP skipped: too large
-    # within a stated gap of the LP bound (~272k): slope scaling brings the rounded plan to ~6%, and the
-    # published plan (minimum transfers settled, whole units), priced by replaying it, stays within 8.5%
-    # (measured under policy 2026.11.2: 5.97% and 8.1%; the lower safety-stock penalty lowered the bound)
+    # within a stated gap of the LP bound (~271k): slope scaling brings the rounded plan to ~6%, and the
+    # published plan (minimum transfers settled, whole units), priced by replaying it, stays within 9%
+    # (measured under policy 2026.11.2: 5.97% and 8.1%; then 5.47% and 8.59% once a DC offering a SKU
+    # sideways could also supply its own hubs: the bound fell 272,151 -> 270,681, the plan 296,279 -> 296,120)
     bound = result.record.lp_bound
     assert bound is not None and 265_000 < bound < 280_000
     assert (result.record.objective - bound) / result.record.objective < 0.065
     assert result.record.mip_gap == pytest.approx((result.record.objective - bound) / result.record.objective)
     assert result.record.plan_cost is not None
-    assert (result.record.plan_cost - bound) / result.record.plan_cost < 0.085
+    assert (result.record.plan_cost - bound) / result.record.plan_cost < 0.09
     o = result.orders
     assert o.height > 0
     # never on the forbidden lane, never from a supplier to a hub, never backwards into a supplier
