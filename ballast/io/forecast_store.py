@@ -21,6 +21,12 @@ import polars as pl
 from ballast.io.warehouse import insert_frame, query_frame, transaction
 from ballast.models.forecast import FALLBACK, RATIO_COLUMNS, SCORE_COLUMNS
 
+_RATIO_DDL: Final = "".join(f"{c} DOUBLE, " for c in RATIO_COLUMNS)
+# What a kept model choice carries (`recent_choices`), as a select list of fc_series `s`.
+_CHOICE_COLUMNS: Final = ", ".join(
+    f"s.{c}" for c in ("site_id", "sku", "model", *SCORE_COLUMNS, *RATIO_COLUMNS, "selected_as_of")
+)
+
 DDL: Final = (
     """CREATE TABLE IF NOT EXISTS fc_runs (
         run_id VARCHAR PRIMARY KEY,
@@ -63,12 +69,12 @@ DDL: Final = (
         snaive_mase_holdout DOUBLE,
         fitted_at TIMESTAMPTZ NOT NULL,
         selected_as_of DATE,
-        {"".join(f"{c} DOUBLE, " for c in RATIO_COLUMNS)}
+        {_RATIO_DDL}
         PRIMARY KEY (site_id, sku, fingerprint, config_hash)
     )""",
     # Warehouses from before model choices were kept between refits: NULL, so never kept.
     "ALTER TABLE fc_series ADD COLUMN IF NOT EXISTS selected_as_of DATE",
-    *(f"ALTER TABLE fc_series ADD COLUMN IF NOT EXISTS {c} DOUBLE" for c in RATIO_COLUMNS),
+    *(f"ALTER TABLE fc_series ADD COLUMN IF NOT EXISTS {ratio_col} DOUBLE" for ratio_col in RATIO_COLUMNS),
     """CREATE TABLE IF NOT EXISTS fc_forecasts (
         run_id VARCHAR NOT NULL,
         site_id VARCHAR NOT NULL,
@@ -154,14 +160,13 @@ def recent_choices(
     dates, inclusive) for each (site_id, sku, config_hash) of `keys`: site_id, sku, model,
     `SCORE_COLUMNS`, `RATIO_COLUMNS`, selected_as_of. Fallback fits are no choice."""
     ensure_tables(con)
-    cols = ["site_id", "sku", "model", *SCORE_COLUMNS, *RATIO_COLUMNS, "selected_as_of"]
     if keys.is_empty():
-        return query_frame(con, f"SELECT {', '.join(cols)} FROM fc_series LIMIT 0")
+        return query_frame(con, f"SELECT {_CHOICE_COLUMNS} FROM fc_series s LIMIT 0")
     con.register("_fc_keys", keys.select("site_id", "sku", "config_hash").unique().to_arrow())
     try:
         return query_frame(
             con,
-            f"""SELECT {", ".join(f"s.{c}" for c in cols)} FROM fc_series s
+            f"""SELECT {_CHOICE_COLUMNS} FROM fc_series s
                 JOIN _fc_keys k USING (site_id, sku, config_hash)
                 WHERE s.selected_as_of BETWEEN ? AND ? AND s.model <> ?
                 QUALIFY row_number() OVER (

@@ -33,7 +33,8 @@ ALLOWED: dict[str, set[str]] = {
     # `_KNOWN` is a SQL fragment constant (with `?` placeholders); `extract` is checked against
     # EXTRACTS (KeyError otherwise) before it names stg_<extract>; `cols` are its contract columns
     "io/cycle_inputs.py": {"_KNOWN", "extract", "cols"},
-    "io/forecast_store.py": {"_KNOWN_AT"},  # a SQL fragment constant
+    # a SQL fragment constant; column lists built from the tuple constants RATIO_COLUMNS / SCORE_COLUMNS
+    "io/forecast_store.py": {"_KNOWN_AT", "_RATIO_DDL", "ratio_col", "_CHOICE_COLUMNS"},
     "io/rollout.py": {"', '.join(FORECAST_COLUMNS)"},  # a tuple constant
 }
 
