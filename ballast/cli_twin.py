@@ -103,12 +103,10 @@ def simulate_report(
     if runs.is_empty():
         console.print("[bold red]cannot merge:[/] the simulations recorded no runs")
         raise typer.Exit(1)
-    typer.echo(criterion_markdown(criterion_table(runs)))
-    console.print()
-    typer.echo(markdown_table(runs))
+    typer.echo(criterion_markdown(criterion_table(runs)) + "\n\n" + markdown_table(runs))
     name = f"{runs['simulation'].n_unique()} simulations"
     render_twin_report(name, runs, daily, out)
-    console.print(f"[bold green]report[/] {out} · {runs.height} runs", markup=True)
+    console.print(f"[bold green]report[/] {out} · {runs.height} runs")
 
 
 def register(app: typer.Typer) -> None:

@@ -28,11 +28,12 @@ def criterion_table(runs: pl.DataFrame) -> pl.DataFrame:
     need = {"scenario", "seed", "policy", "total_cost", "fill_rate"}
     if runs.is_empty() or not need <= set(runs.columns):
         return pl.DataFrame()
-    ratio = "total_cost_vs_bound" if "total_cost_vs_bound" in runs.columns else None
+    vs_bound = (
+        pl.col("total_cost_vs_bound") if "total_cost_vs_bound" in runs.columns else pl.lit(None, dtype=pl.Float64)
+    )
     wide = (
         runs.filter(pl.col("policy").is_in(["ballast", *BASELINES]))
-        .select("scenario", "seed", "policy", "total_cost", "fill_rate", pl.col(ratio) if ratio else pl.lit(None))
-        .rename({ratio or "literal": "vs_bound"})
+        .select("scenario", "seed", "policy", "total_cost", "fill_rate", vs_bound.alias("vs_bound"))
         .pivot(on="policy", index=["scenario", "seed"], values=["total_cost", "fill_rate", "vs_bound"])
     )
     cols = [f"{k}_{p}" for k in ("total_cost", "fill_rate") for p in ("ballast", *BASELINES)]
