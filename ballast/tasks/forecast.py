@@ -205,12 +205,12 @@ def run_forecast_refresh(
     todo = meta.join(hit_keys, on=["site_id", "sku"], how="anti")
     kept = kept_choices(con, todo, as_of, config, force)
     logger.info(
-        "forecast %s: %d series, %d to refit (%d keeping a model chosen since %s), horizon %d days",
+        "forecast %s: %d series, %d to refit (%d keeping a model chosen in the last %d days), horizon %d days",
         as_of,
         meta.height,
         todo.height,
         kept.height,
-        as_of - timedelta(days=max(config.reselect_days - 1, 0)),
+        config.reselect_days,
         horizon,
     )
 
