@@ -8,6 +8,7 @@ scale these. Each stream is keyed by (seed, name), so adding a policy changes no
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from dataclasses import dataclass
 from datetime import timedelta
@@ -98,9 +99,20 @@ def _busiest_lane(network: TwinNetwork, level: NDArray[np.float64]) -> int:
     return int(np.argmax(flow))
 
 
+def _busiest_hub_lane(network: TwinNetwork, level: NDArray[np.float64]) -> int:
+    """The lane that replenishes the hub with the most demand (its parent lane)."""
+    parents = network.parent_lanes()
+    hubs = [n for n in range(network.n_nodes) if network.kind[n] == "hub" and parents[n] >= 0]
+    if not hubs:
+        raise ValueError("the network has no hub with a replenishment lane to congest")
+    return int(parents[max(hubs, key=lambda n: float(level[n].sum()))])
+
+
 def _node_mask(network: TwinNetwork, target: str) -> NDArray[np.bool_]:
     if target == "all":
         return np.ones(network.n_nodes, dtype=bool)
+    if target.startswith("kind:"):
+        return np.array([k == target.split(":", 1)[1] for k in network.kind])
     if target.startswith("region:"):
         countries = _REGIONS[target.split(":", 1)[1]]
         return np.array([k == "hub" and c in countries for k, c in zip(network.kind, network.country, strict=True)])
@@ -132,7 +144,12 @@ def _apply(
         else:
             mu[window][:, _node_mask(network, effect.target), :] *= effect.factor
     elif effect.kind == "lead_time":
-        lane = _busiest_lane(network, level) if effect.target == "busiest_lane" else int(effect.target)
+        if effect.target == "busiest_lane":
+            lane = _busiest_lane(network, level)
+        elif effect.target == "busiest_hub_lane":
+            lane = _busiest_hub_lane(network, level)
+        else:
+            lane = int(effect.target)
         lead_factor[window, lane] *= effect.factor
     elif effect.kind == "lead_delay":
         lanes = _node_mask(network, effect.target)[network.lane_origin]
@@ -141,8 +158,38 @@ def _apply(
         cap[window][:, _node_mask(network, effect.target)] *= effect.factor
     elif effect.kind == "stale_wms":
         stale[window] = True
+    elif effect.kind in ("start_stock", "receipt_delay"):
+        pass  # the starting position: `start_position`
     else:  # pragma: no cover - Literal keeps this out
         raise ValueError(f"unknown effect kind {effect.kind!r}")
+
+
+def start_position(network: TwinNetwork, scenario: Scenario) -> TwinNetwork:
+    """The network as the scenario starts it: stock and receipts of `start_stock` targets scaled
+    (rounded to whole units; a receipt rounded to nothing is dropped), open POs of a
+    `receipt_delay` due in its window moved later. Unchanged when the scenario has neither."""
+    if not any(e.kind in ("start_stock", "receipt_delay") for e in scenario.effects):
+        return network
+    stock = network.stock0.copy()
+    receipts = list(network.receipts)
+    for effect in scenario.effects:
+        if effect.kind == "start_stock":
+            mask = _node_mask(network, effect.target)
+            stock[mask] = np.round(stock[mask] * effect.factor)
+            receipts = [
+                dataclasses.replace(r, qty=float(np.round(r.qty * effect.factor))) if mask[r.dest] else r
+                for r in receipts
+            ]
+        elif effect.kind == "receipt_delay":
+            if effect.target != "purchase_orders":
+                raise ValueError(f"receipt_delay applies to 'purchase_orders', not {effect.target!r}")
+            receipts = [
+                dataclasses.replace(r, day=r.day + effect.add_days)
+                if r.kind == "purchase_order" and effect.start <= r.day < effect.end
+                else r
+                for r in receipts
+            ]
+    return dataclasses.replace(network, stock0=stock, receipts=tuple(r for r in receipts if r.qty >= 1))
 
 
 def draw_paths(

@@ -1,7 +1,16 @@
-"""Scenarios as data: each is a list of effects on demand, lead times, capacities or the WMS feed.
+"""Scenarios as data: each is a list of effects on demand, lead times, capacities, the WMS feed
+or the network's starting position.
 
-Targets are resolved against the network (`resolve_*` in `paths.py`): a region of hubs, the
-most popular SKUs, the busiest replenishment lane, the first plant, a named supplier.
+Targets are resolved against the network (`paths.py`): a region of hubs, the most popular SKUs,
+the lane that replenishes the busiest hub, the first plant, a named supplier, a kind of site,
+the open purchase orders.
+
+The supply-side scenarios (port congestion, plant outage, supplier delay) start from a lean
+network (`LEAN_START`): the sample network holds about 48 days of hub demand at and on its way to
+the hubs and 130 days of open purchase orders, so nothing upstream of a DC is needed in a 21-day
+run, and a disruption there changes no policy's bill. Lean, the hubs hold half of it, the DCs
+30% and the plant 20% (of its stock and of its open POs): the plant and the suppliers feed the
+network within the run, and what happens to them matters.
 """
 
 from __future__ import annotations
@@ -9,19 +18,32 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-EffectKind = Literal["demand", "lead_time", "lead_delay", "capacity", "stale_wms"]
+EffectKind = Literal["demand", "lead_time", "lead_delay", "capacity", "stale_wms", "start_stock", "receipt_delay"]
 
 
 @dataclass(frozen=True)
 class Effect:
-    """One disturbance from day `start` (inclusive) to `end` (exclusive) of the simulation."""
+    """One disturbance from day `start` (inclusive) to `end` (exclusive) of the simulation.
+
+    `start_stock` scales the target sites' stock at the start and what is already on its way to
+    them (shipments in transit, open POs) by `factor`; `receipt_delay` makes the open purchase
+    orders due in the window arrive `add_days` later."""
 
     kind: EffectKind
     start: int
     end: int
-    target: str = "all"  # "all" | "region:DACH" | "top_skus:3" | "busiest_lane" | "first_plant" | "supplier:SUP-01"
-    factor: float = 1.0  # demand or lead-time multiplier, capacity multiplier
-    add_days: int = 0  # extra lead time (lead_delay)
+    # "all" | "region:DACH" | "top_skus:3" | "busiest_lane" | "busiest_hub_lane" | "first_plant"
+    # | "supplier:SUP-01" | "kind:hub" | "purchase_orders"
+    target: str = "all"
+    factor: float = 1.0  # demand, lead-time, capacity or starting-stock multiplier
+    add_days: int = 0  # extra lead time (lead_delay, receipt_delay)
+
+
+LEAN_START: tuple[Effect, ...] = (
+    Effect("start_stock", 0, 0, "kind:hub", factor=0.5),
+    Effect("start_stock", 0, 0, "kind:dc", factor=0.3),
+    Effect("start_stock", 0, 0, "kind:plant", factor=0.2),
+)
 
 
 @dataclass(frozen=True)
@@ -47,18 +69,23 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "port_congestion",
-            "the busiest replenishment lane (plant or DC outbound) takes 3x its lead time for 14 days from day 3",
-            (Effect("lead_time", 3, 17, "busiest_lane", factor=3.0),),
+            "lean start; the lane that replenishes the busiest hub takes 3x its lead time for 14 days from day 3",
+            (*LEAN_START, Effect("lead_time", 3, 17, "busiest_hub_lane", factor=3.0)),
         ),
         Scenario(
             "plant_outage",
-            "the first plant ships nothing for 7 days from day 4",
-            (Effect("capacity", 4, 11, "first_plant", factor=0.0),),
+            "lean start; the first plant ships nothing for 7 days from day 4",
+            (*LEAN_START, Effect("capacity", 4, 11, "first_plant", factor=0.0)),
         ),
         Scenario(
             "supplier_delay",
-            "every shipment from SUP-01 leaving in days 0-13 arrives 7 days late",
-            (Effect("lead_delay", 0, 14, "supplier:SUP-01", add_days=7),),
+            "lean start; the open purchase orders due in days 0-13 and every shipment from SUP-01 leaving "
+            "in days 0-13 arrive 7 days late",
+            (
+                *LEAN_START,
+                Effect("receipt_delay", 0, 14, "purchase_orders", add_days=7),
+                Effect("lead_delay", 0, 14, "supplier:SUP-01", add_days=7),
+            ),
         ),
         Scenario(
             "data_fault",

@@ -17,7 +17,7 @@ from ballast.models.twin import baselines as bl
 from ballast.models.twin.bound import BoundResult, build_bound, solve_bound
 from ballast.models.twin.config import TwinSettings
 from ballast.models.twin.network import TwinNetwork, build_network
-from ballast.models.twin.paths import DemandModel, Paths, draw_paths, fit_demand
+from ballast.models.twin.paths import DemandModel, Paths, draw_paths, fit_demand, start_position
 from ballast.models.twin.scenarios import Scenario
 from ballast.models.twin.sim import Ledger, Order, Simulator
 
@@ -76,6 +76,7 @@ def make_world(
     settings: TwinSettings,
     policy: Policy,
 ) -> World:
+    network = start_position(network, scenario)
     model = fit_demand(network, settings.demand.fit_window_days, settings.demand.min_dispersion)
     paths = draw_paths(network, model, scenario, settings, seed, days)
     return World(

@@ -63,7 +63,8 @@ def small_frames():  # noqa: ANN201
     return settings, generate_network(settings.sample_spec())
 
 
-def _world(small_frames, scenario: str, seed: int, days: int):  # noqa: ANN001, ANN202
+def _world(small_frames, scenario, seed: int, days: int):  # noqa: ANN001, ANN202
+    """A world of the small network; `scenario` is a name or a `Scenario`."""
     from ballast.models.policy import load_policy
     from ballast.models.twin.scenarios import get_scenario
     from ballast.models.twin.world import make_network, make_world
@@ -72,7 +73,8 @@ def _world(small_frames, scenario: str, seed: int, days: int):  # noqa: ANN001, 
     settings, frames = small_frames
     policy, _ = load_policy(PACKAGED_POLICY)
     network = make_network(frames, settings, policy)
-    return make_world(frames, network, get_scenario(scenario), seed, days, settings, policy)
+    chosen = get_scenario(scenario) if isinstance(scenario, str) else scenario
+    return make_world(frames, network, chosen, seed, days, settings, policy)
 
 
 @pytest.fixture

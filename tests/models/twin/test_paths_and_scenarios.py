@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ballast.models.twin import baselines as bl
-from ballast.models.twin.scenarios import SCENARIOS, get_scenario, scenario_names
+from ballast.models.twin.scenarios import LEAN_START, SCENARIOS, Scenario, get_scenario, scenario_names
 from ballast.models.twin.world import run_baseline
 
 
@@ -43,6 +43,11 @@ def test_port_congestion_triples_one_lane_plant_outage_stops_the_plant_data_faul
     assert len(changed) == 1
     lane = changed[0]
     assert port.paths.lead[3:17, lane].min() >= 3 * port.network.lane_lead[lane]
+    # the congested lane is the one that replenishes the hub selling the most
+    net, level = port.network, port.model.level.sum(axis=1)
+    hubs = [n for n in range(net.n_nodes) if net.kind[n] == "hub"]
+    busiest = max(hubs, key=lambda n: level[n])
+    assert net.lane_dest[lane] == busiest and net.parent_lanes()[busiest] == lane
     outage = make_small_world("plant_outage", 1, 21)
     plant = outage.network.kind.index("plant")
     assert outage.paths.out_capacity[4:11, plant].max() == 0.0
@@ -51,13 +56,62 @@ def test_port_congestion_triples_one_lane_plant_outage_stops_the_plant_data_faul
     assert np.flatnonzero(fault.paths.stale_wms).tolist() == [6]
 
 
-def test_supplier_delay_adds_seven_days_to_its_lanes(make_small_world) -> None:  # noqa: ANN001
+def test_supplier_delay_adds_seven_days_to_its_lanes_and_to_open_pos_due_in_two_weeks(make_small_world) -> None:  # noqa: ANN001
     w = make_small_world("supplier_delay", 1, 21)
     steady = make_small_world("steady", 1, 21)
     sup = w.network.nodes.index("SUP-01")
     lanes = np.flatnonzero(w.network.lane_origin == sup)
     assert (w.paths.lead[:14, lanes] - steady.paths.lead[:14, lanes] == 7).all()
     assert (w.paths.lead[14:, lanes] == steady.paths.lead[14:, lanes]).all()
+    lean = make_small_world(Scenario("lean", "", LEAN_START), 1, 21)
+    due = {(r.ref, r.sku): r.day for r in lean.network.receipts if r.kind == "purchase_order"}
+    late = {(r.ref, r.sku): r.day for r in w.network.receipts if r.kind == "purchase_order"}
+    assert due.keys() == late.keys() and any(d < 14 for d in due.values()) and any(d >= 14 for d in due.values())
+    assert all(late[k] == d + (7 if d < 14 else 0) for k, d in due.items())
+
+
+def test_lean_start_scales_stock_and_what_is_on_its_way_by_kind_of_site(make_small_world) -> None:  # noqa: ANN001
+    lean = make_small_world("plant_outage", 1, 21)
+    full = make_small_world("steady", 1, 21)
+    net = full.network
+    factor = np.array([{"hub": 0.5, "dc": 0.3, "plant": 0.2}.get(k, 1.0) for k in net.kind])
+    assert np.array_equal(lean.network.stock0, np.round(full.network.stock0 * factor[:, None]))
+    assert full.network.stock0[net.kind.index("plant")].sum() > 0
+
+    def inbound(n) -> np.ndarray:  # noqa: ANN001
+        out = np.zeros(n.n_nodes)
+        for r in n.receipts:
+            out[r.dest] += r.qty
+        return out
+
+    assert (inbound(full.network) > 0).sum() >= 3  # in transit to hubs and DCs, POs into the plant
+    assert inbound(lean.network) == pytest.approx(inbound(full.network) * factor, abs=len(net.receipts))
+    assert all(r.qty >= 1 for r in lean.network.receipts)
+    # the lean start is the scenario's own: the steady world is the sample network as generated
+    assert np.array_equal(full.network.stock0, make_small_world("data_fault", 1, 21).network.stock0)
+
+
+def test_on_the_twin_network_the_supply_scenarios_hurt_the_base_stock_rule_beyond_the_lean_start() -> None:
+    """The default twin network (the one `ballast simulate` runs): each disruption loses sales
+    the lean start alone does not (base-stock rule, multiplier 1, review every 3 days, seed 2)."""
+    from ballast.models.policy import load_policy
+    from ballast.models.sample import generate_network
+    from ballast.models.twin.config import load_twin_settings
+    from ballast.models.twin.world import make_network, make_world
+    from ballast.settings import PACKAGED_POLICY
+
+    settings, (policy, _) = load_twin_settings(), load_policy(PACKAGED_POLICY)
+    frames = generate_network(settings.sample_spec())
+    network = make_network(frames, settings, policy)
+
+    def lost(scenario: Scenario) -> float:
+        world = make_world(frames, network, scenario, 2, 21, settings, policy)
+        return float(run_baseline(world, "no_transfers", 1.0, 3, 1.65).unmet.sum())
+
+    lean = lost(Scenario("lean", "", LEAN_START))
+    for name in ("port_congestion", "plant_outage", "supplier_delay"):
+        assert lost(get_scenario(name)) > lean + 20, name
+    assert lost(get_scenario("steady")) < lean  # the lean start itself is harder than the sample's
 
 
 def test_scenario_names_are_checked() -> None:
