@@ -25,6 +25,30 @@ def test_bound_is_at_most_every_baseline_cost(make_small_world) -> None:  # noqa
     assert 0.0 <= mip.kpis["fill_rate"] <= 1.0
 
 
+def test_the_bound_stops_at_its_time_limit_with_a_proven_lower_bound_and_an_incumbent() -> None:
+    """HiGHS 1.16 kept branching on this model for 900 s past a 60 s limit; the bound interrupts it."""
+    import time
+
+    from ballast.models.policy import load_policy
+    from ballast.models.sample import generate_network
+    from ballast.models.twin.config import load_twin_settings
+    from ballast.models.twin.scenarios import get_scenario
+    from ballast.models.twin.world import make_network, make_world
+    from ballast.settings import PACKAGED_POLICY
+
+    settings, (policy, _) = load_twin_settings(), load_policy(PACKAGED_POLICY)
+    frames = generate_network(settings.sample_spec())
+    world = make_world(
+        frames, make_network(frames, settings, policy), get_scenario("plant_outage"), 2, 21, settings, policy
+    )
+    started = time.perf_counter()
+    res = run_bound(world, integer_lanes=True, time_limit_seconds=5, mip_gap=0.0)
+    waited = time.perf_counter() - started
+    assert res is not None and res.status.startswith("maxTimeLimit"), res and res.status
+    assert waited < 60, waited  # the limit plus loading the incumbent, not the search to the end
+    assert 0 < res.kpis["total_cost"] < res.kpis["incumbent_cost"]
+
+
 def test_bound_on_a_hand_case_moves_stock_laterally_instead_of_losing_sales(tiny) -> None:  # noqa: ANN001
     from ballast.models.twin.bound import build_bound, solve_bound
     from ballast.models.twin.paths import Paths
