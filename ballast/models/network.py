@@ -404,11 +404,24 @@ def build_inputs(
         for s, k, stock, rec_u, deficit, surplus, status in st.iter_rows()
     }
 
-    def carries(site: str, sku: str) -> bool:
-        if site_map[site].kind == "supplier":
-            return True
+    def holds(site: str, sku: str) -> bool:
         row = stmt.get((site, sku))
         return row is not None and (row[0] + row[1]) > 0
+
+    sourcing: dict[Pair, bool] = {}
+
+    def carries(site: str, sku: str) -> bool:
+        """The site can pass the SKU on within the plan: a supplier, stock or receipts there, or a
+        source above it that carries it (an empty DC still relays its plant's stock to its hubs)."""
+        key = (site, sku)
+        if key not in sourcing:
+            sourcing[key] = False  # upward arcs form no cycle; this only guards against a malformed network
+            sourcing[key] = (
+                site_map[site].kind == "supplier"
+                or holds(site, sku)
+                or any(carries(arcs[a].origin, sku) for a in inbound_from_above.get(site, ()))
+            )
+        return sourcing[key]
 
     candidate: set[tuple[str, str]] = set()  # (arc, sku)
     short_dated_candidates: set[tuple[str, str]] = set()

@@ -222,6 +222,26 @@ def test_a_dc_offering_a_sku_sideways_still_replenishes_its_own_hub():
     assert result.verification.ok
 
 
+def test_an_empty_dc_relays_its_plants_stock_to_a_hub_in_deficit():
+    # given: the plant holds 100; its DC holds nothing and has nothing coming; the DC's hub sells
+    # 10 a day from 10 units. Plant -> DC and DC -> hub take a day each.
+    sites = [site("PLANT", kind="plant", echelon=0), site("DC"), site("HUB", kind="hub", echelon=2)]
+    # when
+    result = run(
+        sites=sites,
+        lanes=[lane("PLANT", "DC"), lane("DC", "HUB")],
+        inventory=[stock("PLANT", 100), stock("DC", 0), stock("HUB", 10)],
+        demand={("HUB", "X"): [10] * 5},
+        pol=policy(horizon_days=5),
+    )
+    # then: the plant ships through the DC (it used to stop at the empty DC: the hub ran out on day 1)
+    # day 1 onwards at the hub: 40 units, the earliest of them leaving the plant on day 0
+    lanes = per_lane(result)
+    assert lanes[("PLANT", "DC", "road")] == pytest.approx(30.0)
+    assert lanes[("DC", "HUB", "road")] == pytest.approx(30.0)
+    assert result.verification.ok
+
+
 def test_lane_too_slow_to_help():
     # rail is cheap but takes 2 days: with a 2-day horizon it cannot arrive; road does
     result = run(
