@@ -32,6 +32,13 @@ GRIDS = {
         "safety_stock_shortfall_penalty_per_unit": [0.1, 0.25, 1.0],
         "release_now_cost_per_unit": [0.0, 0.1],
     },
+    # what the release-now cost trades against a day below safety stock (2026-11-28): the plan
+    # defers a move that can wait a day, so the move goes on the last day and a day of demand
+    # above the forecast is lost
+    "deferral": {
+        "safety_stock_shortfall_penalty_per_unit": [0.25, 0.5],
+        "release_now_cost_per_unit": [0.02, 0.1],
+    },
     "full": {
         "service_levels.default": [0.9, 0.95, 0.98],
         "safety_stock_shortfall_penalty_per_unit": [0.1, 0.25, 1.0],
