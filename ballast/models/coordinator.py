@@ -158,7 +158,11 @@ def add_sets(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
             if first is not None:
                 short.extend((s, k, t) for t in range(first, H))
     m.SHORTAGE_DAYS = _set(short, 3)
-    m.SAFETY_DAYS = _set([(s, k, t) for s, k in inputs.pairs if inputs.safety_units[(s, k)] > 0 for t in range(H)], 3)
+    safe = [(s, k) for s, k in inputs.pairs if inputs.safety_units[(s, k)] > 0]
+    m.SAFETY_DAYS = _set([(s, k, t) for s, k in safe for t in range(H)], 3)
+    m.SAFETY_SLICES = _set(
+        [(s, k, t, j) for s, k in safe for j in range(len(inputs.shortfall_slices((s, k)))) for t in range(H)], 4
+    )
     m.SHIP_SLOTS = _set(list(inputs.ship_slots), 3)
     m.SHORT_DATED_SLOTS = _set(list(inputs.short_dated_slots), 3)
     lane_days = sorted(
@@ -191,9 +195,10 @@ def add_variables(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
         )
     else:
         m.shortage_units = pyo.Var(m.SHORTAGE_DAYS, domain=pyo.NonNegativeReals)  # backlog at end of day
-    ss = inputs.safety_units
-    m.safety_shortfall_units = pyo.Var(
-        m.SAFETY_DAYS, domain=pyo.NonNegativeReals, bounds=lambda _m, s, k, t: (0, ss[(s, k)])
+    m.safety_shortfall_units = pyo.Var(  # per slice of the shortfall below safety stock
+        m.SAFETY_SLICES,
+        domain=pyo.NonNegativeReals,
+        bounds=lambda _m, s, k, t, j: (0, inputs.shortfall_slices((s, k))[j][0]),
     )
     m.lane_open = pyo.Var(m.LANE_DAYS, domain=pyo.Binary)
     m.order_open = pyo.Var(m.ORDER_SLOTS, domain=pyo.Binary)
@@ -252,14 +257,15 @@ def add_flow_balance(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
 
 
 def add_safety_stock(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
-    """Stock + safety-stock shortfall ≥ safety stock (the shortfall is penalised)."""
+    """Stock + the shortfall's slices ≥ safety stock (each slice penalised at its own, rising, cost)."""
     ss = inputs.safety_units
 
     def rule(_m, s, k, t):
+        n = len(inputs.shortfall_slices((s, k)))
         expr = LinearExpression(
             constant=0.0,
-            linear_coefs=[1.0, 1.0],
-            linear_vars=[m.stock_units[s, k, t], m.safety_shortfall_units[s, k, t]],
+            linear_coefs=[1.0] * (n + 1),
+            linear_vars=[m.stock_units[s, k, t]] + [m.safety_shortfall_units[s, k, t, j] for j in range(n)],
         )
         return (ss[(s, k)], expr, None)
 
@@ -519,9 +525,8 @@ def add_objective(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
         else:
             coefs.append(inputs.backorder_daily_share * p + (p if t == last else 0.0))
         vars_.append(v)
-    q = inputs.safety_shortfall_penalty
-    for v in m.safety_shortfall_units.values():
-        coefs.append(q)
+    for (s, k, _t, j), v in m.safety_shortfall_units.items():
+        coefs.append(inputs.shortfall_slices((s, k))[j][1])
         vars_.append(v)
     m.total_cost = pyo.Objective(
         expr=LinearExpression(constant=0.0, linear_coefs=coefs, linear_vars=vars_), sense=pyo.minimize

@@ -97,8 +97,9 @@ def build_orders(
         deficit = float(dest.get("deficit_units") or 0.0)
         short_units = max(-(dest.get("projected_min_units") or 0.0), 0.0)
         avoided_units = min(qty, short_units)
-        avoided = item.shortage_penalty * avoided_units + inputs.safety_shortfall_penalty * min(
-            max(qty - avoided_units, 0.0), deficit
+        pair = (arc.destination, k)
+        avoided = item.shortage_penalty * avoided_units + (
+            inputs.shortfall_cost(pair, min(max(qty - avoided_units, 0.0), deficit)) if pair in inputs.safety_units else 0.0
         )
         bite = dest.get("bite_date")
         alternatives = _alternatives(

@@ -41,6 +41,7 @@ from typing import Literal
 
 import numpy as np
 import polars as pl
+from scipy import stats
 
 from ballast.models.agents import is_forbidden
 from ballast.models.policy import Policy
@@ -174,6 +175,25 @@ class NetworkInputs:
     exact_minimum_transfer: bool = True
     release_now_cost: float = 0.0  # per unit shipped inside the freeze window (policy: release_now_cost_per_unit)
     freeze_days: int = 1
+    # cost per unit-day of each equal slice of the shortfall below safety stock, top slice first
+    # (policy: safety_stock_shortfall_curve); a pair not here pays the flat safety_shortfall_penalty
+    safety_slopes: dict[Pair, tuple[float, ...]] = field(default_factory=dict)
+
+    def shortfall_slices(self, pair: Pair) -> tuple[tuple[float, float], ...]:
+        """(width in units, cost per unit-day) of each slice of the shortfall below the pair's safety
+        stock, the slice nearest safety stock first; the costs never fall going down (convex)."""
+        slopes = self.safety_slopes.get(pair) or (self.safety_shortfall_penalty,)
+        width = self.safety_units[pair] / len(slopes)
+        return tuple((width, slope) for slope in slopes)
+
+    def shortfall_cost(self, pair: Pair, units: float) -> float:
+        """What `units` below the pair's safety stock cost for one day."""
+        cost, left = 0.0, max(units, 0.0)
+        for width, slope in self.shortfall_slices(pair):
+            take = min(left, width)
+            cost += take * slope
+            left -= take
+        return cost
 
     def release_cost(self, t: int) -> float:
         """What shipping one unit on day `t` costs for being released now rather than left to a later cycle."""
@@ -217,6 +237,7 @@ class NetworkInputs:
             issue_units=keep_pair(self.issue_units),
             demand_units=keep_pair(self.demand_units),
             safety_units=keep_pair(self.safety_units),
+            safety_slopes=keep_pair(self.safety_slopes),
             short_dated=keep_pair(self.short_dated),
             short_dated_sell_cap=keep_pair(self.short_dated_sell_cap),
             ship_upper=keep_pair(self.ship_upper),
@@ -241,6 +262,30 @@ def arc_id(origin: str, destination: str, mode: str) -> str:
 
 def _shortage_penalty(policy: Policy, unit_price: float | None) -> float:
     return max(policy.shortage_penalty_per_unit, policy.shortage_penalty_price_multiple * (unit_price or 0.0))
+
+
+def expected_shortage_slopes(
+    *,
+    service_level: float,
+    protection_days: float,
+    shortage_penalty: float,
+    floor: float,
+    segments: int,
+) -> tuple[float, ...]:
+    """Cost per unit-day of each of `segments` equal slices of the shortfall below safety stock, the
+    slice nearest safety stock first.
+
+    Safety stock covers demand over the protection period P up to its α-quantile: stock x above the
+    mean leaves a stock-out probability of about 1 − Φ(z_α · x / safety stock). Lost sales over P,
+    E[(D_P − μ_P − x)⁺], fall by that probability per unit of x, so a unit of shortfall whose slice
+    sits at stock x costs penalty × (1 − Φ(z_α · x / ss)) / P per day (taken at the slice's middle),
+    never less than the flat `floor`. Just below safety stock that is ≈ penalty × (1 − α) / P; at
+    the last units ≈ penalty / (2P).
+    """
+    z = float(stats.norm.ppf(min(max(service_level, 0.5), 0.9999)))
+    days = max(protection_days, 1.0)
+    mids = [1.0 - (j + 0.5) / segments for j in range(segments)]
+    return tuple(max(floor, shortage_penalty * float(stats.norm.sf(z * x)) / days) for x in mids)
 
 
 def _min_transfer(policy: Policy, unit_cost: float) -> float:
@@ -655,6 +700,7 @@ def build_inputs(
         issue_units=iss_map,
         demand_units=dem,
         safety_units=ss_map,
+        safety_slopes=_safety_slopes(policy, targets, ss_map, item_map),
         short_dated={k: v for k, v in short_dated.items() if k in in_model},
         short_dated_sell_cap=sell_cap,
         ship_upper=ship_upper,
@@ -678,6 +724,38 @@ def build_inputs(
 
 
 MAX_ORDER_BINARIES = 2_000
+
+
+def _safety_slopes(
+    policy: Policy, targets: pl.DataFrame, safety: dict[Pair, float], items: dict[str, Item]
+) -> dict[Pair, tuple[float, ...]]:
+    """The expected-shortage slices of every in-model pair with safety stock (policy curve), else none."""
+    if policy.safety_stock_shortfall_curve == "flat":
+        return {}
+    cols = set(targets.columns)
+    level = pl.col("service_level") if "service_level" in cols else pl.lit(policy.service_levels.default)
+    days = (
+        pl.col("lead_time_days") + pl.col("review_days")
+        if {"lead_time_days", "review_days"} <= cols
+        else pl.lit(float(policy.forecasting.review_period_days))
+    )
+    per_pair = {
+        (s, k): (sl, p)
+        for s, k, sl, p in targets.select("site_id", "sku", level.alias("sl"), days.alias("p")).iter_rows()
+    }
+    out: dict[Pair, tuple[float, ...]] = {}
+    for pair, ss in safety.items():
+        if ss <= 0 or pair[1] not in items:
+            continue
+        sl, p = per_pair.get(pair, (policy.service_levels.default, 1.0))
+        out[pair] = expected_shortage_slopes(
+            service_level=float(sl),
+            protection_days=float(p),
+            shortage_penalty=items[pair[1]].shortage_penalty,
+            floor=policy.safety_stock_shortfall_penalty_per_unit,
+            segments=policy.safety_stock_shortfall_segments,
+        )
+    return out
 
 
 def binding_resources(inputs: NetworkInputs) -> dict[str, frozenset]:

@@ -149,6 +149,17 @@ class Policy(_Strict):
         1.5, ge=0, description="penalty per unit = max(flat, multiple × unit_price)"
     )
     safety_stock_shortfall_penalty_per_unit: float = Field(2.0, ge=0)
+    safety_stock_shortfall_curve: Literal["flat", "expected_shortage"] = Field(
+        "flat",
+        description="flat: every unit below safety stock costs the penalty above per day. expected_shortage: "
+        "the shortfall is cut into equal slices and a unit in a slice costs what it adds to the expected "
+        "lost sales per day (shortage penalty × P(demand over the protection period exceeds the mean "
+        "by more than the stock left) / protection days), never less than the flat penalty: a small dip "
+        "below safety stock stays cheap, a plan that runs stock down to the last units does not",
+    )
+    safety_stock_shortfall_segments: int = Field(
+        4, ge=1, le=12, description="expected_shortage: slices of the shortfall below safety stock"
+    )
     release_now_cost_per_unit: float = Field(
         0.0,
         ge=0,

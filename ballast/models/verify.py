@@ -117,7 +117,7 @@ def plan_cost(inputs: NetworkInputs, flows: pl.DataFrame) -> float:
                 share = inputs.backorder_daily_share * item.shortage_penalty
                 total += (share + (item.shortage_penalty if t == last else 0.0)) * short
             if ss > 0:
-                total += inputs.safety_shortfall_penalty * max(ss - level, 0.0)
+                total += inputs.shortfall_cost(pair, ss - level)
     return total
 
 

@@ -13,9 +13,11 @@ from datetime import UTC, date, datetime, timedelta
 import polars as pl
 import pyomo.environ as pyo
 import pytest
+from scipy.stats import norm
 
 from ballast.models.coordinator import SolveOptions, SolverError, build_model, extract_plan, solve
 from ballast.models.engine import EngineResult, contract_frames, plan_network
+from ballast.models.network import expected_shortage_slopes
 from ballast.models.policy import Policy
 from ballast.models.positions import RELEASED_ORDER_SCHEMA
 
@@ -527,6 +529,54 @@ def test_release_now_cost_still_lets_a_later_need_ride_with_an_urgent_move():
     )
     assert moved(result) == {("A", "B", 0): 20.0}
     assert result.record.objective == pytest.approx(50 + 20 + 20 * 0.1)
+
+
+@pytest.mark.parametrize(
+    ("curve", "ship_day", "units", "objective"), [("flat", 3, 8.0, 67.2), ("expected_shortage", 0, 14.0, 80.0)]
+)
+def test_a_plan_that_runs_stock_down_to_the_last_units_pays_for_the_risk(curve, ship_day, units, objective):
+    # B holds its safety stock (8) and sells 2 a day; one purchase (fixed 50, free per unit) refills
+    # it. Holding (0.3/u/day) says buy late and little; each unit-day below safety stock says buy
+    # early. Flat 0.25: buy 8 on day 3, so stock runs 6, 4, 2, 0 and again 6, 4, 2, 0 (67.2; day 2:
+    # 67.6, day 0: 69.9). Expected shortage (P = 2 days, α = 0.95, penalty 20): the slices cost
+    # ≈ 0.75, 1.52, 2.69, 4.18 per unit-day, so a run down to 0 costs ≈ 18.3 that day: buy 14 on
+    # day 0 (80.0; day 1: 80.3, day 3: 100.1)
+    sup = site("SUP-01", kind="supplier", echelon=0)
+    result = run(
+        sites=[sup, site("B")],
+        lanes=[lane("SUP-01", "B", cost=0.0, fixed=50.0)],
+        inventory=[stock("B", 8)],
+        items=[item(holding=0.3)],
+        demand={("B", "X"): [2.0] * 8},
+        safety={("B", "X"): 8.0},
+        pol=policy(
+            horizon_days=8,
+            shortage_penalty_per_unit=20.0,
+            safety_stock_shortfall_penalty_per_unit=0.25,
+            safety_stock_shortfall_curve=curve,
+            solver={"time_limit_seconds": 60.0, "mip_gap": 0.0, "threads": 1},
+        ),
+    )
+    assert moved(result) == {("SUP-01", "B", ship_day): pytest.approx(units)}
+    assert result.record.objective == pytest.approx(objective, abs=0.01)
+    # the verifier's replay prices the slices as the model does
+    assert result.record.plan_cost == pytest.approx(result.record.objective)
+    slices = result.inputs.shortfall_slices(("B", "X"))
+    assert [w for w, _ in slices] == pytest.approx([8.0] if curve == "flat" else [2.0] * 4)
+
+
+def test_expected_shortage_slices_rise_from_the_flat_floor_to_half_the_penalty_per_protection_day():
+    slopes = expected_shortage_slopes(
+        service_level=0.95, protection_days=2.0, shortage_penalty=20.0, floor=0.25, segments=4
+    )
+    z = 1.6448536
+    mids = [0.875, 0.625, 0.375, 0.125]
+    assert slopes == pytest.approx([20.0 * norm.sf(z * x) / 2.0 for x in mids], rel=1e-6)
+    assert list(slopes) == sorted(slopes)  # convex: deeper slices never cheaper
+    assert slopes[-1] < 20.0 / (2 * 2.0)  # below half the penalty per protection day
+    # the flat penalty is the floor: a cheap item's first slice costs at least that
+    low = expected_shortage_slopes(service_level=0.99, protection_days=5.0, shortage_penalty=1.0, floor=0.25, segments=3)
+    assert low[0] == 0.25 and low[-1] > 0.25 or low == (0.25, 0.25, 0.25)
 
 
 def test_outbound_capacity_of_the_source():
