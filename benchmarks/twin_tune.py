@@ -39,6 +39,11 @@ GRIDS = {
         "safety_stock_shortfall_penalty_per_unit": [0.25, 0.5],
         "release_now_cost_per_unit": [0.02, 0.1],
     },
+    # how a unit below safety stock is priced (2026-11-28): flat per unit-day, or by the lost sales it
+    # is expected to cause (slices priced by the stock-out probability over the protection period)
+    "curve": {
+        "safety_stock_shortfall_curve": ["expected_shortage"],
+    },
     "full": {
         "service_levels.default": [0.9, 0.95, 0.98],
         "safety_stock_shortfall_penalty_per_unit": [0.1, 0.25, 1.0],

@@ -98,8 +98,9 @@ def build_orders(
         short_units = max(-(dest.get("projected_min_units") or 0.0), 0.0)
         avoided_units = min(qty, short_units)
         pair = (arc.destination, k)
+        below_safety = min(max(qty - avoided_units, 0.0), deficit)
         avoided = item.shortage_penalty * avoided_units + (
-            inputs.shortfall_cost(pair, min(max(qty - avoided_units, 0.0), deficit)) if pair in inputs.safety_units else 0.0
+            inputs.shortfall_cost(pair, below_safety) if pair in inputs.safety_units else 0.0
         )
         bite = dest.get("bite_date")
         alternatives = _alternatives(
