@@ -66,5 +66,38 @@ def test_a_steady_state_beyond_ten_percent_of_the_bound_misses() -> None:
     assert row["cheaper"] and row["fill_no_lower"] and row["near_bound"] is False and not row["met"]
 
 
+def test_ballast_run_apart_from_the_bound_is_compared_with_the_bound_of_its_seed() -> None:
+    # ballast ran in one home (no ratio recorded), the baselines and the bound in another
+    rows = [
+        r
+        for seed in range(1, 6)
+        for r in (
+            ("steady", seed, "ballast", 100.0 + seed, 1.0, None),
+            ("steady", seed, "no_transfers", 130.0, 1.0, 1.3),
+            ("steady", seed, "reactive", 130.0, 1.0, 1.3),
+            ("steady", seed, "bound", 90.0, 1.0, None),
+        )
+    ]
+    row = criterion_table(_runs(rows)).row(0, named=True)
+    assert abs(row["ballast_vs_bound"] - sum((100 + s) / 90 for s in range(1, 6)) / 5) < 1e-12
+    assert row["near_bound"] is False and not row["met"]  # 103 / 90 = 1.144 of the bound
+    assert "| 1.144 | no |" in criterion_markdown(criterion_table(_runs(rows)))
+
+
+def test_a_steady_state_with_no_bound_to_compare_with_does_not_meet() -> None:
+    rows = [
+        r
+        for seed in range(1, 6)
+        for r in (
+            ("steady", seed, "ballast", 100.0, 1.0, None),
+            ("steady", seed, "no_transfers", 130.0, 1.0, None),
+            ("steady", seed, "reactive", 130.0, 1.0, None),
+        )
+    ]
+    row = criterion_table(_runs(rows)).row(0, named=True)
+    assert row["cheaper"] and row["fill_no_lower"]
+    assert row["ballast_vs_bound"] is None and row["near_bound"] is False and not row["met"]
+
+
 def test_without_both_baselines_there_is_no_table() -> None:
     assert criterion_table(_runs([("steady", 1, "ballast", 1.0, 1.0, 1.0)])).is_empty()
