@@ -104,6 +104,7 @@ class _ModelData:
 
     inputs: NetworkInputs
     inflow: dict[tuple[str, str, int], list] = field(default_factory=dict)
+    slices: dict[tuple[str, str], tuple[tuple[float, float], ...]] = field(default_factory=dict)  # safety shortfall
     build_seconds: float = 0.0
 
 
@@ -158,11 +159,10 @@ def add_sets(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
             if first is not None:
                 short.extend((s, k, t) for t in range(first, H))
     m.SHORTAGE_DAYS = _set(short, 3)
-    safe = [(s, k) for s, k in inputs.pairs if inputs.safety_units[(s, k)] > 0]
-    m.SAFETY_DAYS = _set([(s, k, t) for s, k in safe for t in range(H)], 3)
-    m.SAFETY_SLICES = _set(
-        [(s, k, t, j) for s, k in safe for j in range(len(inputs.shortfall_slices((s, k)))) for t in range(H)], 4
-    )
+    slices = {(s, k): inputs.shortfall_slices((s, k)) for s, k in inputs.pairs if inputs.safety_units[(s, k)] > 0}
+    m._data.slices = slices
+    m.SAFETY_DAYS = _set([(s, k, t) for s, k in slices for t in range(H)], 3)
+    m.SAFETY_SLICES = _set([(s, k, t, j) for (s, k), sl in slices.items() for j in range(len(sl)) for t in range(H)], 4)
     m.SHIP_SLOTS = _set(list(inputs.ship_slots), 3)
     m.SHORT_DATED_SLOTS = _set(list(inputs.short_dated_slots), 3)
     lane_days = sorted(
@@ -198,7 +198,7 @@ def add_variables(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
     m.safety_shortfall_units = pyo.Var(  # per slice of the shortfall below safety stock
         m.SAFETY_SLICES,
         domain=pyo.NonNegativeReals,
-        bounds=lambda _m, s, k, t, j: (0, inputs.shortfall_slices((s, k))[j][0]),
+        bounds=lambda _m, s, k, t, j: (0, m._data.slices[(s, k)][j][0]),
     )
     m.lane_open = pyo.Var(m.LANE_DAYS, domain=pyo.Binary)
     m.order_open = pyo.Var(m.ORDER_SLOTS, domain=pyo.Binary)
@@ -261,7 +261,7 @@ def add_safety_stock(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
     ss = inputs.safety_units
 
     def rule(_m, s, k, t):
-        n = len(inputs.shortfall_slices((s, k)))
+        n = len(m._data.slices[(s, k)])
         expr = LinearExpression(
             constant=0.0,
             linear_coefs=[1.0] * (n + 1),
@@ -526,7 +526,7 @@ def add_objective(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
             coefs.append(inputs.backorder_daily_share * p + (p if t == last else 0.0))
         vars_.append(v)
     for (s, k, _t, j), v in m.safety_shortfall_units.items():
-        coefs.append(inputs.shortfall_slices((s, k))[j][1])
+        coefs.append(m._data.slices[(s, k)][j][1])
         vars_.append(v)
     m.total_cost = pyo.Objective(
         expr=LinearExpression(constant=0.0, linear_coefs=coefs, linear_vars=vars_), sense=pyo.minimize

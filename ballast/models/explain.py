@@ -97,11 +97,8 @@ def build_orders(
         deficit = float(dest.get("deficit_units") or 0.0)
         short_units = max(-(dest.get("projected_min_units") or 0.0), 0.0)
         avoided_units = min(qty, short_units)
-        pair = (arc.destination, k)
         below_safety = min(max(qty - avoided_units, 0.0), deficit)
-        avoided = item.shortage_penalty * avoided_units + (
-            inputs.shortfall_cost(pair, below_safety) if pair in inputs.safety_units else 0.0
-        )
+        avoided = item.shortage_penalty * avoided_units + inputs.shortfall_cost((arc.destination, k), below_safety)
         bite = dest.get("bite_date")
         alternatives = _alternatives(
             inputs, arc.destination, k, a, used, into, blocked, forbidden_into, stmt, bite

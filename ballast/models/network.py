@@ -732,25 +732,15 @@ def _safety_slopes(
     """The expected-shortage slices of every in-model pair with safety stock (policy curve), else none."""
     if policy.safety_stock_shortfall_curve == "flat":
         return {}
-    cols = set(targets.columns)
-    level = pl.col("service_level") if "service_level" in cols else pl.lit(policy.service_levels.default)
-    days = (
-        pl.col("lead_time_days") + pl.col("review_days")
-        if {"lead_time_days", "review_days"} <= cols
-        else pl.lit(float(policy.forecasting.review_period_days))
-    )
-    per_pair = {
-        (s, k): (sl, p)
-        for s, k, sl, p in targets.select("site_id", "sku", level.alias("sl"), days.alias("p")).iter_rows()
-    }
     out: dict[Pair, tuple[float, ...]] = {}
-    for pair, ss in safety.items():
-        if ss <= 0 or pair[1] not in items:
+    protection = pl.col("lead_time_days") + pl.col("review_days")
+    for s, k, level, days in targets.select("site_id", "sku", "service_level", protection).iter_rows():
+        pair = (s, k)
+        if safety.get(pair, 0.0) <= 0 or k not in items:
             continue
-        sl, p = per_pair.get(pair, (policy.service_levels.default, 1.0))
         out[pair] = expected_shortage_slopes(
-            service_level=float(sl),
-            protection_days=float(p),
+            service_level=float(level),
+            protection_days=float(days),
             shortage_penalty=items[pair[1]].shortage_penalty,
             floor=policy.safety_stock_shortfall_penalty_per_unit,
             segments=policy.safety_stock_shortfall_segments,
