@@ -23,6 +23,8 @@ KPI_COLUMNS = (
     ("stockout_days", "stock-out site-SKU-days", "{:,.0f}"),
     ("holding_cost", "holding", "{:,.0f}"),
     ("transport_cost", "transport", "{:,.0f}"),
+    ("lane_days", "lane-days opened (fixed cost)", "{:,.0f}"),
+    ("lane_fixed_cost", "fixed lane-day cost", "{:,.0f}"),
     ("purchase_cost", "purchase premium", "{:,.0f}"),
     ("shortage_cost", "shortage penalty", "{:,.0f}"),
     ("overflow_cost", "overflow storage", "{:,.0f}"),

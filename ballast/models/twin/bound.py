@@ -220,11 +220,15 @@ def solve_bound(
         stock[t, n, i] = v.value or 0.0
     demand = float((paths.demand * (~network.is_supplier)[None, :, None]).sum())
     sold = sum(v.value or 0.0 for v in model.sold_units.values())
+    own_fixed = [(ln, t) for ln, t in model.FIXED if not network.is_supplier[network.lane_origin[ln]]]
+    opened = [(ln, t) for ln, t in own_fixed if (model.lane_used[ln, t].value or 0.0) > 0.5]
     kpis = {
         "total_cost": lower,
         "incumbent_cost": float(pyo.value(model.total_cost)),
         "holding_cost": float(pyo.value(model.holding_cost)),
         "transport_cost": float(pyo.value(model.transport_cost)),
+        "lane_days": float(len(opened)),
+        "lane_fixed_cost": float(sum(network.lane_fixed[ln] for ln, _ in opened)),
         "purchase_cost": float(pyo.value(model.purchase_cost)),
         "shortage_cost": float(pyo.value(model.shortage_cost)),
         "overflow_cost": float(pyo.value(model.overflow_cost)),

@@ -9,7 +9,23 @@ import numpy as np
 from ballast.models.twin.network import TwinNetwork
 from ballast.models.twin.sim import Ledger
 
-RATIO_KPIS = ("total_cost", "holding_cost", "transport_cost", "shortage_cost", "lost_units")
+RATIO_KPIS = ("total_cost", "holding_cost", "transport_cost", "shortage_cost", "lost_units", "lane_days")
+
+
+def lane_days(ledger: Ledger, network: TwinNetwork) -> tuple[int, float]:
+    """(own lanes with a fixed cost opened on a day inside the run, what opening them cost).
+
+    A lane-day is billed its fixed cost once however much it carries: where transport costs more
+    than the bound's, this says whether it is more lane-days or more units.
+    """
+    days = ledger.demand.shape[0]
+    opened = {
+        (s.lane, s.ship_day)
+        for s in ledger.shipments
+        if s.kind == "transfer" and s.lane >= 0 and 0 <= s.ship_day and s.arrive_day < days
+        and network.lane_fixed[s.lane] > 0
+    }
+    return len(opened), float(sum(network.lane_fixed[ln] for ln, _ in opened))
 
 
 def ping_pongs(ledger: Ledger, network: TwinNetwork, within_days: int) -> int:
@@ -34,6 +50,7 @@ def run_kpis(ledger: Ledger, network: TwinNetwork, ping_pong_days: int) -> dict[
     transfers = [s for s in ledger.shipments if s.kind == "transfer"]
     laterals = [s for s in transfers if network.kind[s.origin] == network.kind[s.dest]]
     purchases = [s for s in ledger.shipments if s.kind == "purchase"]
+    opened, fixed = lane_days(ledger, network)
     return {
         "fill_rate": 1.0 - unmet / demand if demand else 1.0,
         "demand_units": demand,
@@ -41,6 +58,8 @@ def run_kpis(ledger: Ledger, network: TwinNetwork, ping_pong_days: int) -> dict[
         "stockout_days": float((ledger.unmet > 0).sum()),
         "holding_cost": float(ledger.holding_cost.sum()),
         "transport_cost": float(ledger.transport_cost.sum()),
+        "lane_days": float(opened),
+        "lane_fixed_cost": fixed,
         "purchase_cost": float(ledger.purchase_cost.sum()),
         "shortage_cost": float(ledger.shortage_cost.sum()),
         "overflow_cost": float(ledger.overflow_cost.sum()) if ledger.overflow_cost is not None else 0.0,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ballast.models.twin.kpis import ping_pongs, run_kpis, with_bound_ratios
+from ballast.models.twin.kpis import lane_days, ping_pongs, run_kpis, with_bound_ratios
 from ballast.models.twin.sim import Ledger, Shipment
 from ballast.models.twin.world import run_baseline, run_bound
 
@@ -67,6 +67,7 @@ def test_bound_on_a_hand_case_moves_stock_laterally_instead_of_losing_sales(tiny
     # no sale is lost; 14 units reach A by day 1 on the cheapest lane (B→A at 0.2, no fixed cost)
     assert res.kpis["lost_units"] == pytest.approx(0.0)
     assert res.kpis["transport_cost"] == pytest.approx(14 * 0.2)
+    assert res.kpis["lane_days"] == 0 and res.kpis["lane_fixed_cost"] == 0
 
 
 def _ship(day: int, o: int, d: int) -> Shipment:
@@ -79,6 +80,22 @@ def test_ping_pong_counts_a_return_within_the_window(tiny) -> None:  # noqa: ANN
     led.shipments = [_ship(0, 2, 3), _ship(3, 3, 2), _ship(30, 2, 3)]
     assert ping_pongs(led, tiny, 14) == 1
     assert ping_pongs(led, tiny, 2) == 0
+
+
+def test_lane_days_count_each_fixed_cost_lane_once_a_day_inside_the_run(tiny) -> None:  # noqa: ANN001
+    z = np.zeros((5, 4, 1))
+    led = Ledger(z, z, z, z, z, np.zeros(5), np.zeros(5), np.zeros(5), np.zeros(5))
+    dc_a = lambda day, arrive: Shipment(f"A{day}", 1, 1, 2, 0, 5.0, day, arrive, "transfer")  # noqa: E731
+    led.shipments = [
+        dc_a(0, 1),
+        dc_a(0, 1),  # a second SKU or order on the same lane-day: no new fixed cost
+        dc_a(2, 3),
+        Shipment("B", 2, 1, 3, 0, 5.0, 2, 3, "transfer"),  # DC→B, another lane
+        Shipment("L", 3, 2, 3, 0, 5.0, 2, 3, "transfer"),  # A→B: no fixed cost
+        dc_a(4, 5),  # lands after the run: outside its bill
+        Shipment("P", 0, 0, 1, 0, 5.0, 1, 4, "purchase"),
+    ]
+    assert lane_days(led, tiny) == (3, 30.0)
 
 
 def test_kpis_and_ratios(world_steady) -> None:  # noqa: ANN001
