@@ -25,6 +25,8 @@ KPI_COLUMNS = (
     ("transport_cost", "transport", "{:,.0f}"),
     ("lane_days", "lane-days opened (fixed cost)", "{:,.0f}"),
     ("lane_fixed_cost", "fixed lane-day cost", "{:,.0f}"),
+    ("transport_for_after_run", "transport of units left unsold at the end", "{:,.0f}"),
+    ("cost_within_run_vs_bound", "cost without that / bound's", "{:.3f}"),
     ("purchase_cost", "purchase premium", "{:,.0f}"),
     ("shortage_cost", "shortage penalty", "{:,.0f}"),
     ("overflow_cost", "overflow storage", "{:,.0f}"),

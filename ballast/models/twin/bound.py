@@ -19,6 +19,7 @@ import numpy as np
 import pyomo.environ as pyo
 from numpy.typing import NDArray
 
+from ballast.models.twin.kpis import transport_for_after_run
 from ballast.models.twin.network import TwinNetwork
 from ballast.models.twin.paths import Paths
 
@@ -222,6 +223,14 @@ def solve_bound(
     sold = sum(v.value or 0.0 for v in model.sold_units.values())
     own_fixed = [(ln, t) for ln, t in model.FIXED if not network.is_supplier[network.lane_origin[ln]]]
     opened = [(ln, t) for ln, t in own_fixed if (model.lane_used[ln, t].value or 0.0) > 0.5]
+    arrivals = [
+        (int(network.lane_dest[ln]), i, t + int(paths.lead[t, ln]), v.value, float(network.lane_cost[ln]))
+        for (ln, i, t), v in model.ship_units.items()
+        if (v.value or 0.0) > 1e-9
+        and not network.is_supplier[network.lane_origin[ln]]
+        and t + int(paths.lead[t, ln]) < paths.days
+    ]
+    after_units, after_cost = transport_for_after_run(arrivals, stock[-1])
     kpis = {
         "total_cost": lower,
         "incumbent_cost": float(pyo.value(model.total_cost)),
@@ -229,6 +238,9 @@ def solve_bound(
         "transport_cost": float(pyo.value(model.transport_cost)),
         "lane_days": float(len(opened)),
         "lane_fixed_cost": float(sum(network.lane_fixed[ln] for ln, _ in opened)),
+        "units_for_after_run": after_units,
+        "transport_for_after_run": after_cost,
+        "cost_within_run": lower - after_cost,
         "purchase_cost": float(pyo.value(model.purchase_cost)),
         "shortage_cost": float(pyo.value(model.shortage_cost)),
         "overflow_cost": float(pyo.value(model.overflow_cost)),

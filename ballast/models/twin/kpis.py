@@ -9,7 +9,37 @@ import numpy as np
 from ballast.models.twin.network import TwinNetwork
 from ballast.models.twin.sim import Ledger
 
-RATIO_KPIS = ("total_cost", "holding_cost", "transport_cost", "shortage_cost", "lost_units", "lane_days")
+RATIO_KPIS = (
+    "total_cost",
+    "holding_cost",
+    "transport_cost",
+    "shortage_cost",
+    "lost_units",
+    "lane_days",
+    "cost_within_run",
+)
+Arrival = tuple[int, int, int, float, float]  # (destination node, sku, arrive day, units, transport per unit)
+
+
+def transport_for_after_run(arrivals: list[Arrival], end_stock: np.ndarray) -> tuple[float, float]:
+    """(units, per-unit transport) of own-lane arrivals still in stock at the destination at the end.
+
+    Stock is sold first in, first out, so what is left at the end is the last arrivals. Those units
+    sell after the run: their transport buys sales outside the run, as a move landing after the run
+    does (which is kept out of the total). The fixed lane-day cost is not apportioned; it stays in.
+    """
+    by_pair: dict[tuple[int, int], list[tuple[int, float, float]]] = defaultdict(list)
+    for dest, sku, day, qty, unit in arrivals:
+        by_pair[(dest, sku)].append((day, qty, unit))
+    units = cost = 0.0
+    for (dest, sku), rows in by_pair.items():
+        left = max(float(end_stock[dest, sku]), 0.0)
+        for _day, qty, unit in sorted(rows, key=lambda r: -r[0]):
+            take = min(qty, left)
+            units, cost, left = units + take, cost + take * unit, left - take
+            if left <= 0:
+                break
+    return units, cost
 
 
 def lane_days(ledger: Ledger, network: TwinNetwork) -> tuple[int, float]:
@@ -22,7 +52,10 @@ def lane_days(ledger: Ledger, network: TwinNetwork) -> tuple[int, float]:
     opened = {
         (s.lane, s.ship_day)
         for s in ledger.shipments
-        if s.kind == "transfer" and s.lane >= 0 and 0 <= s.ship_day and s.arrive_day < days
+        if s.kind == "transfer"
+        and s.lane >= 0
+        and 0 <= s.ship_day
+        and s.arrive_day < days
         and network.lane_fixed[s.lane] > 0
     }
     return len(opened), float(sum(network.lane_fixed[ln] for ln, _ in opened))
@@ -51,6 +84,12 @@ def run_kpis(ledger: Ledger, network: TwinNetwork, ping_pong_days: int) -> dict[
     laterals = [s for s in transfers if network.kind[s.origin] == network.kind[s.dest]]
     purchases = [s for s in ledger.shipments if s.kind == "purchase"]
     opened, fixed = lane_days(ledger, network)
+    arrivals = [
+        (s.dest, s.sku, s.arrive_day, s.qty, float(network.lane_cost[s.lane]))
+        for s in transfers
+        if s.lane >= 0 and 0 <= s.ship_day and s.arrive_day < days
+    ]
+    after_units, after_cost = transport_for_after_run(arrivals, ledger.stock[-1])
     return {
         "fill_rate": 1.0 - unmet / demand if demand else 1.0,
         "demand_units": demand,
@@ -60,6 +99,9 @@ def run_kpis(ledger: Ledger, network: TwinNetwork, ping_pong_days: int) -> dict[
         "transport_cost": float(ledger.transport_cost.sum()),
         "lane_days": float(opened),
         "lane_fixed_cost": fixed,
+        "units_for_after_run": after_units,
+        "transport_for_after_run": after_cost,
+        "cost_within_run": ledger.total_cost() - after_cost,
         "purchase_cost": float(ledger.purchase_cost.sum()),
         "shortage_cost": float(ledger.shortage_cost.sum()),
         "overflow_cost": float(ledger.overflow_cost.sum()) if ledger.overflow_cost is not None else 0.0,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ballast.models.twin.kpis import lane_days, ping_pongs, run_kpis, with_bound_ratios
+from ballast.models.twin.kpis import lane_days, ping_pongs, run_kpis, transport_for_after_run, with_bound_ratios
 from ballast.models.twin.sim import Ledger, Shipment
 from ballast.models.twin.world import run_baseline, run_bound
 
@@ -68,6 +68,7 @@ def test_bound_on_a_hand_case_moves_stock_laterally_instead_of_losing_sales(tiny
     assert res.kpis["lost_units"] == pytest.approx(0.0)
     assert res.kpis["transport_cost"] == pytest.approx(14 * 0.2)
     assert res.kpis["lane_days"] == 0 and res.kpis["lane_fixed_cost"] == 0
+    assert res.kpis["transport_for_after_run"] == 0  # A sells all it gets
 
 
 def _ship(day: int, o: int, d: int) -> Shipment:
@@ -98,11 +99,27 @@ def test_lane_days_count_each_fixed_cost_lane_once_a_day_inside_the_run(tiny) ->
     assert lane_days(led, tiny) == (3, 30.0)
 
 
+def test_transport_for_after_run_takes_the_last_arrivals_first() -> None:
+    end = np.array([[0.0, 0.0], [12.0, 3.0]])  # node 1 ends with 12 units of SKU 0 and 3 of SKU 1
+    arrivals = [
+        (1, 0, 2, 20.0, 0.5),  # first: sold
+        (1, 0, 9, 10.0, 2.0),  # last: all 10 left at the end
+        (1, 1, 4, 5.0, 1.0),  # 3 of 5 left
+        (0, 0, 3, 7.0, 9.0),  # node 0 ends empty
+    ]
+    units, cost = transport_for_after_run(arrivals, end)
+    assert units == pytest.approx(10 + 2 + 3)
+    assert cost == pytest.approx(10 * 2.0 + 2 * 0.5 + 3 * 1.0)
+    assert transport_for_after_run([], end) == (0.0, 0.0)
+
+
 def test_kpis_and_ratios(world_steady) -> None:  # noqa: ANN001
     ledger = run_baseline(world_steady, "no_transfers", 1.0, 1, 1.65)
     k = run_kpis(ledger, world_steady.network, 14)
     assert 0.0 <= k["fill_rate"] <= 1.0
     parts = ("holding_cost", "transport_cost", "purchase_cost", "shortage_cost", "overflow_cost")
     assert k["total_cost"] == pytest.approx(sum(k[p] for p in parts))
+    assert 0.0 <= k["transport_for_after_run"] <= k["transport_cost"]
+    assert k["cost_within_run"] == pytest.approx(k["total_cost"] - k["transport_for_after_run"])
     r = with_bound_ratios(k, {"total_cost": k["total_cost"] / 2, "fill_rate": 1.0})
     assert r["total_cost_vs_bound"] == pytest.approx(2.0)
