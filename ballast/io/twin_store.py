@@ -22,6 +22,7 @@ import polars as pl
 
 from ballast.io.tracking import start_run
 from ballast.io.warehouse import transaction
+from ballast.models.twin.kpis import ratios_to_bound_of_seed
 from ballast.settings import Settings
 
 EXPERIMENT = "ballast-twin"
@@ -172,7 +173,8 @@ def find_simulations(path: Path) -> list[SimulationHome]:
 
 def load_many(paths: list[Path]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(runs, daily stock) of several simulations merged, with a `simulation` column, e.g. seeds run
-    in separate homes side by side. A (scenario, seed, policy) found twice is refused: the table
+    in separate homes side by side; ratios to the bound are taken from the bound of each run's
+    scenario and seed wherever it ran. A (scenario, seed, policy) found twice is refused: the table
     would count it twice."""
     runs: list[pl.DataFrame] = []
     daily: list[pl.DataFrame] = []
@@ -188,4 +190,5 @@ def load_many(paths: list[Path]) -> tuple[pl.DataFrame, pl.DataFrame]:
             seen[key] = sim.root
         runs.append(r.with_columns(pl.lit(str(sim.root)).alias("simulation")))
         daily.append(d)
-    return pl.concat(runs, how="diagonal_relaxed"), pl.concat(daily, how="diagonal_relaxed")
+    merged = ratios_to_bound_of_seed(pl.concat(runs, how="diagonal_relaxed"))
+    return merged, pl.concat(daily, how="diagonal_relaxed")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
+import polars as pl
 
 from ballast.models.twin.network import TwinNetwork
 from ballast.models.twin.sim import Ledger
@@ -133,6 +134,28 @@ def with_bound_ratios(kpis: dict[str, float], bound: dict[str, float] | None) ->
     if "fill_rate" in bound and bound["fill_rate"] > 0:
         out["fill_rate_vs_bound"] = kpis["fill_rate"] / bound["fill_rate"]
     return out
+
+
+def ratios_to_bound_of_seed(runs: pl.DataFrame) -> pl.DataFrame:
+    """`<kpi>_vs_bound` of every run from the bound's run of the same scenario and seed in `runs`
+    (one row per run, a column per KPI), where that bound ran; elsewhere the ratio recorded with
+    the run stays. Runs merged from separate homes have no ratio recorded."""
+    if runs.is_empty() or "policy" not in runs.columns:
+        return runs
+    keys = [k for k in (*RATIO_KPIS, "fill_rate") if k in runs.columns]
+    bound = runs.filter(pl.col("policy") == "bound").select(
+        "scenario", "seed", *(pl.col(k).alias(f"{k}__bound") for k in keys)
+    )
+    if bound.is_empty():
+        return runs
+    joined = runs.join(bound, on=["scenario", "seed"], how="left")
+    for k in keys:
+        old = pl.col(f"{k}_vs_bound") if f"{k}_vs_bound" in runs.columns else pl.lit(None, dtype=pl.Float64)
+        b = pl.col(f"{k}__bound")
+        tiny = 1e-9 if k != "fill_rate" else 0.0
+        fresh = pl.when((pl.col("policy") != "bound") & (b.abs() > tiny)).then(pl.col(k) / b)
+        joined = joined.with_columns(pl.coalesce(fresh, old).alias(f"{k}_vs_bound"))
+    return joined.drop([f"{k}__bound" for k in keys])
 
 
 def stock_series(ledger: Ledger, nodes: list[int]) -> np.ndarray:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ballast.models.twin.kpis import lane_days, ping_pongs, run_kpis, transport_for_after_run, with_bound_ratios
+from ballast.models.twin.kpis import (
+    lane_days,
+    ping_pongs,
+    ratios_to_bound_of_seed,
+    run_kpis,
+    transport_for_after_run,
+    with_bound_ratios,
+)
 from ballast.models.twin.sim import Ledger, Shipment
 from ballast.models.twin.world import run_baseline, run_bound
 
@@ -123,3 +130,27 @@ def test_kpis_and_ratios(world_steady) -> None:  # noqa: ANN001
     assert k["cost_within_run"] == pytest.approx(k["total_cost"] - k["transport_for_after_run"])
     r = with_bound_ratios(k, {"total_cost": k["total_cost"] / 2, "fill_rate": 1.0})
     assert r["total_cost_vs_bound"] == pytest.approx(2.0)
+
+
+def test_ratios_of_runs_merged_from_separate_homes_come_from_the_bound_of_their_seed() -> None:
+    import polars as pl
+
+    runs = pl.DataFrame(
+        {
+            "scenario": ["steady"] * 5,
+            "seed": [1, 1, 2, 2, 3],
+            "policy": ["ballast", "bound", "ballast", "bound", "ballast"],
+            "total_cost": [120.0, 100.0, 130.0, 104.0, 99.0],
+            "fill_rate": [0.98, 1.0, 0.99, 1.0, 0.97],
+            "total_cost_vs_bound": [None, None, None, None, 1.5],  # seed 3: recorded with its own bound
+        }
+    )
+    out = {(r["seed"], r["policy"]): r for r in ratios_to_bound_of_seed(runs).iter_rows(named=True)}
+    assert out[(1, "ballast")]["total_cost_vs_bound"] == pytest.approx(1.2)
+    assert out[(2, "ballast")]["total_cost_vs_bound"] == pytest.approx(1.25)
+    assert out[(2, "ballast")]["fill_rate_vs_bound"] == pytest.approx(0.99)
+    assert out[(3, "ballast")]["total_cost_vs_bound"] == 1.5  # no bound of seed 3 here: the recorded one stays
+    assert out[(1, "bound")]["total_cost_vs_bound"] is None
+    assert ratios_to_bound_of_seed(runs.filter(pl.col("policy") != "bound")).equals(
+        runs.filter(pl.col("policy") != "bound")
+    )
