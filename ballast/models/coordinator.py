@@ -130,6 +130,7 @@ def _build_model(inputs: NetworkInputs) -> pyo.ConcreteModel:
         add_safety_stock(m, inputs)
         add_lane_capacity(m, inputs)
         add_minimum_transfer(m, inputs)
+        add_lane_slot_links(m, inputs)
         add_storage_capacity(m, inputs)
         add_outbound_capacity(m, inputs)
         add_possession_limits(m, inputs)
@@ -373,6 +374,53 @@ def add_minimum_transfer(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
 
     m.minimum_transfer = pyo.Constraint(m.ORDER_SLOTS, rule=low_rule)
     m.order_open_link = pyo.Constraint(m.ORDER_SLOTS, rule=high_rule)
+
+
+def add_lane_slot_links(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
+    """Each SKU's shipment on a lane-day with a binary needs the lane open: order binary ≤ lane binary,
+    or, without an order binary, shipment ≤ its bound × lane binary.
+
+    The lane-day rows already say this for the lane's flow as a whole (flow ≤ the sum of every SKU's
+    bound × open), which allows no plan the per-SKU rows forbid; the relaxation, though, then opens a
+    lane-day by the share of that sum its flow uses and charges that share of the fixed cost, so the
+    MIP starts from a weak bound and branches long. Per SKU, the share is at least the largest SKU's
+    share of its own bound: the classic disaggregated (facility-location) strengthening. No plan is
+    added or removed; the relaxation is tighter. On 9 of the later (harder) cycles of a 21-day steady
+    twin run (seed 101; two of them stop at the 60 s limit either way) the ladder took 228 s against
+    264 s in all, on 2 cores shared with two other runs; 4 plans came out cheaper, 4 the same, one
+    0.2 dearer out of 3,749 (inside the 1% MIP gap) (2026-12-01).
+
+    Only on models small enough for exact order binaries (`inputs.exact_minimum_transfer`), the ones
+    the MIP solves; a larger model's relaxation feeds slope scaling and rounding, left as measured."""
+    rows = _lane_slot_rows(m, inputs) if inputs.exact_minimum_transfer else []
+    m.LANE_SLOT_LINKS = pyo.RangeSet(0, len(rows) - 1) if rows else pyo.Set(initialize=[])
+    m.lane_slot_link = pyo.Constraint(
+        m.LANE_SLOT_LINKS,
+        rule=lambda _m, i: (
+            None,
+            LinearExpression(constant=0.0, linear_coefs=rows[i][0], linear_vars=rows[i][1]),
+            0.0,
+        ),
+    )
+
+
+def _lane_slot_rows(m: pyo.ConcreteModel, inputs: NetworkInputs) -> list[tuple[list[float], list]]:
+    """(coefficients, variables) of each row `add_lane_slot_links` adds, all of them ≤ 0."""
+    rows: list[tuple[list[float], list]] = []
+    by_lane_day = _arc_day_terms(m)
+    for (a, t), y in m.lane_open.items():
+        ks = by_lane_day.get((a, t), [])
+        if len(ks) == 1 and inputs.arcs[a].capacity_volume_per_day is None and (a, ks[0][0], t) not in m.order_open:
+            continue  # the lane-day row is this row already
+        linked: set[str] = set()
+        for k, v in ks:
+            if (a, k, t) in m.order_open:
+                if k not in linked:  # one row per order binary (regular and short-dated share it)
+                    rows.append(([1.0, -1.0], [m.order_open[a, k, t], y]))
+                    linked.add(k)
+            elif v.ub is not None and v.ub > 0:
+                rows.append(([1.0, -float(v.ub)], [v, y]))
+    return rows
 
 
 def add_storage_capacity(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:

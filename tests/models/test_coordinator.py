@@ -330,6 +330,33 @@ def test_fixed_cost_makes_a_small_transfer_not_worth_it(need, expected_moves, ex
     assert result.record.integers >= 1  # a lane-day binary exists where a fixed cost applies
 
 
+def test_per_sku_lane_links_tighten_the_relaxation_and_change_no_optimum():
+    # X needs 10 on day 1; Y 6 on day 1 and 30 on day 3 (bound 36); lane A→B costs 20 a day it is used
+    result = run(
+        sites=TWO,
+        lanes=[lane("A", "B", cost=1.0, fixed=20.0)],
+        items=[item("X"), item("Y", holding=0.5)],
+        inventory=[stock("A", 100, "X"), stock("A", 100, "Y"), stock("B", 0, "X"), stock("B", 0, "Y")],
+        demand={("B", "X"): [0, 10, 0, 0], ("B", "Y"): [0, 6, 0, 30]},
+        pol=policy(horizon_days=4, release_now_cost_per_unit=1.0),  # what can wait, waits
+    )
+    values = {}
+    for links in (True, False):
+        m = build_model(result.inputs)
+        assert len(m.lane_slot_link) >= 2  # a row per SKU and lane-day
+        if not links:
+            m.lane_slot_link.deactivate()
+        relaxed = solve(m, SolveOptions(relax_integers=True)).objective
+        values[links] = (relaxed, solve(m, SolveOptions(mip_gap=0.0)).objective)
+    # best plan: the lane on day 0 (X 10, Y 6) and on day 2 (Y 30), 2 × 20 fixed. Relaxed, the lane-day
+    # rows alone charge each day the share of the SKUs' summed bound (46) it carries: 16/46 and 30/46
+    # of 20, one lane-day in all; per SKU, day 0 carries all of X's bound (20) and day 2 30/36 of Y's
+    mip = values[True][1]
+    assert values[False][1] == pytest.approx(mip)
+    assert values[False][0] == pytest.approx(mip - 20.0)
+    assert values[True][0] == pytest.approx(mip - 20.0 * 6 / 36)
+
+
 def test_lane_minimum_units():
     # the lane ships at least 8 units a day when used: 5 needed → ship 8 (3 spare) costs 8 < 25 lost
     result = run(
