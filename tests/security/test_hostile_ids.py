@@ -47,7 +47,7 @@ def _cli(*args: str):
 @pytest.mark.slow
 def test_hostile_ids_are_data_end_to_end(prefect_harness, ballast_home):
     # given: the tiny network with every site id and SKU replaced by a hostile one
-    write_policy(ballast_home, **{"approval.order_value_above": 100.0})  # some orders await a planner
+    write_policy(ballast_home, **{"approval.order_value_above": 30.0})  # some orders await a planner
     settings = Settings()
     for name, frame in f.network().items():
         land_frame(_hostile(frame), settings.inbox_dir, name, f.AS_OF)
