@@ -105,6 +105,7 @@ class _ModelData:
     inputs: NetworkInputs
     inflow: dict[tuple[str, str, int], list] = field(default_factory=dict)
     slices: dict[tuple[str, str], tuple[tuple[float, float], ...]] = field(default_factory=dict)  # safety shortfall
+    arc_day: dict[tuple[str, int], list[tuple[str, Any]]] | None = None  # shipments per arc and day
     build_seconds: float = 0.0
 
 
@@ -274,12 +275,16 @@ def add_safety_stock(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
 
 
 def _arc_day_terms(m: pyo.ConcreteModel) -> dict[tuple[str, int], list[tuple[str, Any]]]:
-    terms: dict[tuple[str, int], list[tuple[str, Any]]] = defaultdict(list)
-    for (a, k, t), v in m.ship_units.items():
-        terms[(a, t)].append((k, v))
-    for (a, k, t), v in m.short_dated_ship_units.items():
-        terms[(a, t)].append((k, v))
-    return terms
+    """(SKU, shipment variable) per arc and day; built once per model (the lane, link and outbound
+    rows all group the shipments this way)."""
+    if m._data.arc_day is None:
+        terms: dict[tuple[str, int], list[tuple[str, Any]]] = defaultdict(list)
+        for (a, k, t), v in m.ship_units.items():
+            terms[(a, t)].append((k, v))
+        for (a, k, t), v in m.short_dated_ship_units.items():
+            terms[(a, t)].append((k, v))
+        m._data.arc_day = dict(terms)  # a plain dict: a lookup never adds an empty arc-day
+    return m._data.arc_day
 
 
 def add_lane_capacity(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:

@@ -20,6 +20,8 @@ from typing import Final
 
 import polars as pl
 
+from ballast.models.twin.kpis import ratios_to_bound_of_seed
+
 BASELINES: Final = ("no_transfers", "reactive")
 STEADY: Final = "steady"
 BOUND_MARGIN: Final = 0.10  # steady state: within 10% of the perfect-information bound
@@ -35,35 +37,32 @@ def criterion_table(runs: pl.DataFrame) -> pl.DataFrame:
     need = {"scenario", "seed", "policy", "total_cost", "fill_rate"}
     if runs.is_empty() or not need <= set(runs.columns):
         return pl.DataFrame()
-    vs_bound = (
-        pl.col("total_cost_vs_bound") if "total_cost_vs_bound" in runs.columns else pl.lit(None, dtype=pl.Float64)
-    )
-    within = pl.col("cost_within_run") if "cost_within_run" in runs.columns else pl.lit(None, dtype=pl.Float64)
+    runs = ratios_to_bound_of_seed(runs)
+    ratios = {"vs_bound": "total_cost_vs_bound", "within": "cost_within_run_vs_bound"}
     wide = (
-        runs.filter(pl.col("policy").is_in(["ballast", *BASELINES, "bound"]))
+        runs.filter(pl.col("policy").is_in(["ballast", *BASELINES]))
         .select(
-            "scenario", "seed", "policy", "total_cost", "fill_rate", vs_bound.alias("vs_bound"), within.alias("within")
+            "scenario",
+            "seed",
+            "policy",
+            "total_cost",
+            "fill_rate",
+            *(
+                (pl.col(c) if c in runs.columns else pl.lit(None, dtype=pl.Float64)).alias(name)
+                for name, c in ratios.items()
+            ),
         )
-        .pivot(on="policy", index=["scenario", "seed"], values=["total_cost", "fill_rate", "vs_bound", "within"])
+        .pivot(on="policy", index=["scenario", "seed"], values=["total_cost", "fill_rate", *ratios])
     )
     cols = [f"{k}_{p}" for k in ("total_cost", "fill_rate") for p in ("ballast", *BASELINES)]
     if not set(cols) <= set(wide.columns):
         return pl.DataFrame()
-    paired = wide.drop_nulls(cols)
-    ratio = pl.col("vs_bound_ballast")
-    if "total_cost_bound" in paired.columns:
-        ratio = (
-            pl.when(pl.col("total_cost_bound") > 0)
-            .then(pl.col("total_cost_ballast") / pl.col("total_cost_bound"))
-            .otherwise(ratio)
+    per_seed = (
+        wide.drop_nulls(cols)
+        .with_columns(
+            (pl.col("total_cost_ballast") < pl.min_horizontal(*(f"total_cost_{b}" for b in BASELINES))).alias("win")
         )
-    within_ratio = pl.lit(None, dtype=pl.Float64)
-    if {"within_ballast", "within_bound"} <= set(paired.columns):
-        within_ratio = pl.when(pl.col("within_bound") > 0).then(pl.col("within_ballast") / pl.col("within_bound"))
-    per_seed = paired.with_columns(
-        (pl.col("total_cost_ballast") < pl.min_horizontal(*(f"total_cost_{b}" for b in BASELINES))).alias("win"),
-        ratio.alias("vs_bound_ballast"),
-        within_ratio.alias("within_vs_bound_ballast"),
+        .rename({"within_ballast": "within_vs_bound_ballast"})
     )
     out = (
         per_seed.group_by("scenario")

@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 
 from ballast.models.twin.network import TwinNetwork
-from ballast.models.twin.sim import Ledger
+from ballast.models.twin.sim import Ledger, Shipment
 
 RATIO_KPIS = (
     "total_cost",
@@ -49,17 +49,16 @@ def lane_days(ledger: Ledger, network: TwinNetwork) -> tuple[int, float]:
     A lane-day is billed its fixed cost once however much it carries: where transport costs more
     than the bound's, this says whether it is more lane-days or more units.
     """
-    days = ledger.demand.shape[0]
-    opened = {
-        (s.lane, s.ship_day)
-        for s in ledger.shipments
-        if s.kind == "transfer"
-        and s.lane >= 0
-        and 0 <= s.ship_day
-        and s.arrive_day < days
-        and network.lane_fixed[s.lane] > 0
-    }
+    opened = {(s.lane, s.ship_day) for s in _billed_transfers(ledger) if network.lane_fixed[s.lane] > 0}
     return len(opened), float(sum(network.lane_fixed[ln] for ln, _ in opened))
+
+
+def _billed_transfers(ledger: Ledger) -> list[Shipment]:
+    """Transfers on the run's own lanes, shipped and landed inside the run: the ones its bill holds."""
+    days = ledger.demand.shape[0]
+    return [
+        s for s in ledger.shipments if s.kind == "transfer" and s.lane >= 0 and 0 <= s.ship_day and s.arrive_day < days
+    ]
 
 
 def ping_pongs(ledger: Ledger, network: TwinNetwork, within_days: int) -> int:
@@ -86,9 +85,7 @@ def run_kpis(ledger: Ledger, network: TwinNetwork, ping_pong_days: int) -> dict[
     purchases = [s for s in ledger.shipments if s.kind == "purchase"]
     opened, fixed = lane_days(ledger, network)
     arrivals = [
-        (s.dest, s.sku, s.arrive_day, s.qty, float(network.lane_cost[s.lane]))
-        for s in transfers
-        if s.lane >= 0 and 0 <= s.ship_day and s.arrive_day < days
+        (s.dest, s.sku, s.arrive_day, s.qty, float(network.lane_cost[s.lane])) for s in _billed_transfers(ledger)
     ]
     after_units, after_cost = transport_for_after_run(arrivals, ledger.stock[-1])
     return {
