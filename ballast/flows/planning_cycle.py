@@ -94,7 +94,8 @@ def planning_cycle(params: CycleParams | None = None) -> PublishOutcome:
         solve_limit = min(policy.solver.time_limit_seconds, budgets.solve)
         result = coordinate_task(
             inputs.frames, bundle.forecasts, bundle.targets, policy, as_of.date(),
-            released_orders=inputs.released, options=EngineOptions(time_limit_seconds=solve_limit),
+            released_orders=inputs.released, previous_orders=inputs.previous_orders,
+            options=EngineOptions(time_limit_seconds=solve_limit),
         )
         lap("coordinate")
         if result.record.rung != "mip":

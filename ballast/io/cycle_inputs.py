@@ -11,13 +11,13 @@ cycle saw, never data that arrived later.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import duckdb
 import polars as pl
 
-from ballast.io.plans import latest_plan_id, released_commitments
+from ballast.io.plans import empty_planned_orders, latest_plan_id, planned_unreleased, released_commitments
 from ballast.io.warehouse import demand_history, empty_frame, one, query_frame, snapshot_as_of, snapshot_meta
 from ballast.models.contract import EXTRACTS
 from ballast.models.readiness import LatestFile
@@ -27,8 +27,9 @@ SNAPSHOTS = ("sites", "items", "lanes", "inventory", "in_transit", "purchase_ord
 
 @dataclass(frozen=True)
 class CycleInputs:
-    """The staged state at `as_of`: snapshot frames, demand history, released commitments and
-    the fingerprints (file name, sha256, as_of) a plan id is computed from."""
+    """The staged state at `as_of`: snapshot frames, demand history, released commitments, what
+    the previous plan meant to ship next (unreleased) and the fingerprints (file name, sha256,
+    as_of) a plan id is computed from."""
 
     as_of: datetime
     frames: dict[str, pl.DataFrame]
@@ -36,6 +37,7 @@ class CycleInputs:
     released: pl.DataFrame
     fingerprints: dict[str, dict]
     previous_plan_id: str | None
+    previous_orders: pl.DataFrame = field(default_factory=empty_planned_orders)
 
 
 # A gate result counts at `known_at` only if its file was ingested and gated by then (NULL: no limit).
@@ -165,6 +167,16 @@ def read_cycle_inputs(
         "sha256": _frame_digest(released.select("order_id", "qty")),
         "as_of": as_of.isoformat(),
     }
+    # what the previous live plan meant to ship next: live cycles only, whose plans are acted on (a
+    # backfill's plans are replays released to no one, and its as-ofs are planned in parallel)
+    previous_orders = empty_planned_orders()
+    if mode == "live":
+        planned_by, previous_orders = planned_unreleased(con, mode, as_of)
+        fingerprints["previous_plan"] = {
+            "file_name": planned_by,
+            "sha256": _frame_digest(previous_orders),
+            "as_of": as_of.isoformat(),
+        }
     return CycleInputs(
         as_of=as_of,
         frames=frames,
@@ -172,6 +184,7 @@ def read_cycle_inputs(
         released=released,
         fingerprints=fingerprints,
         previous_plan_id=latest_plan_id(con, mode, as_of),
+        previous_orders=previous_orders,
     )
 
 

@@ -107,6 +107,43 @@ def released_commitments(con: duckdb.DuckDBPyConnection, as_of: datetime | None 
     )
 
 
+def planned_unreleased(con: duckdb.DuckDBPyConnection, mode: str, as_of: datetime) -> tuple[str | None, pl.DataFrame]:
+    """(plan id, orders) of the newest `mode` plan made strictly before `as_of` (the previous
+    cycle's): its orders due to ship on or after `as_of`'s date that were neither released nor
+    cancelled before `as_of`, i.e. what that cycle meant to do next. Strictly before, so rerunning
+    an as-of reads the same rows (a cycle's own plan never feeds itself).
+
+    The coordinator prices changing what was planned for its freeze window (`NetworkInputs.planned_now`)."""
+    row = one(
+        con,
+        """SELECT plan_id FROM plans WHERE mode = ? AND as_of < CAST(? AS TIMESTAMPTZ)
+           ORDER BY as_of DESC, created_at DESC LIMIT 1""",
+        [mode, as_of],
+    )
+    if row is None:
+        return None, empty_planned_orders()
+    orders = query_frame(
+        con,
+        """SELECT o.origin, o.destination, o.mode, o.sku, o.ship_date, o.qty FROM transfer_orders o
+           WHERE o.plan_id = ? AND o.ship_date >= CAST(CAST(? AS TIMESTAMPTZ) AS DATE)
+             AND o.order_id NOT IN (SELECT order_id FROM released_orders WHERE released_at < CAST(? AS TIMESTAMPTZ))
+             AND o.order_id NOT IN (SELECT order_id FROM decisions WHERE decision = 'cancelled'
+                                    AND decided_at < CAST(? AS TIMESTAMPTZ))
+           ORDER BY o.ship_date, o.origin, o.destination, o.mode, o.sku""",
+        [row[0], as_of, as_of, as_of],
+    )
+    return row[0], orders
+
+
+def empty_planned_orders() -> pl.DataFrame:
+    return pl.DataFrame(
+        schema={
+            "origin": pl.String, "destination": pl.String, "mode": pl.String, "sku": pl.String,
+            "ship_date": pl.Date, "qty": pl.Float64,
+        }
+    )
+
+
 def used_lanes(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """(origin, destination) pairs goods have moved on: released orders and TMS shipments seen."""
     return query_frame(

@@ -137,6 +137,7 @@ def _build_model(inputs: NetworkInputs) -> pyo.ConcreteModel:
         add_possession_limits(m, inputs)
         add_shelf_life(m, inputs)
         add_negotiated_caps(m, inputs)
+        add_release_changes(m, inputs)
         add_objective(m, inputs)
     m._data.build_seconds = time.perf_counter() - start
     return m
@@ -549,19 +550,59 @@ def add_negotiated_caps(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
     m.negotiated_cap = pyo.Constraint(m.NEGOTIATED_CAPS, rule=rule)
 
 
+def _shipped_now(m: pyo.ConcreteModel, inputs: NetworkInputs, a: str, k: str) -> list:
+    """The shipment variables of (arc, sku) inside the freeze window."""
+    return [v for t in range(inputs.freeze_days) for v in _shipped(m, a, k, t)]
+
+
+def add_release_changes(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
+    """release_change[a, k] ≥ |Σ shipped inside the freeze window − what the previous plan meant to
+    ship there| for the (arc, SKU) pairs of `planned_now` that can ship inside the window; the
+    objective pays the release-now cost on it instead of on every unit (`release_now_cost_on: changes`)."""
+    keys = [key for key in inputs.planned_now if _shipped_now(m, inputs, *key)] if inputs.release_now_cost else []
+    m.RELEASE_CHANGES = _set(keys, 2)
+    m.release_change = pyo.Var(m.RELEASE_CHANGES, domain=pyo.NonNegativeReals)
+
+    def row(sign: float):
+        def rule(_m, a, k):
+            vs = _shipped_now(m, inputs, a, k)
+            return (
+                None,
+                LinearExpression(
+                    constant=0.0,
+                    linear_coefs=[sign] * len(vs) + [-1.0],
+                    linear_vars=vs + [m.release_change[a, k]],
+                ),
+                sign * inputs.planned_now[(a, k)],
+            )
+
+        return rule
+
+    m.release_more = pyo.Constraint(m.RELEASE_CHANGES, rule=row(1.0))  # shipped − planned ≤ change
+    m.release_less = pyo.Constraint(m.RELEASE_CHANGES, rule=row(-1.0))  # planned − shipped ≤ change
+
+
 def add_objective(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
     """Transport and purchase + fixed lane-day + holding + shortage + safety shortfall − short-dated credit
-    + the policy's cost of releasing now (per unit shipped inside the freeze window)."""
+    + the policy's cost of releasing now (per unit shipped inside the freeze window, or per unit of
+    change from the previous plan there: `add_release_changes`)."""
     coefs: list[float] = []
     vars_: list = []
     arcs, items = inputs.arcs, inputs.items
-    for (a, _k, t), v in m.ship_units.items():
-        coefs.append(arcs[a].cost_per_unit + inputs.release_cost(t))
+    for (a, k, t), v in m.ship_units.items():
+        coefs.append(arcs[a].cost_per_unit + inputs.release_cost_of(a, k, t))
         vars_.append(v)
     for (a, k, t), v in m.short_dated_ship_units.items():
         credit = inputs.short_dated_credit_share * items[k].unit_cost
-        coefs.append(arcs[a].cost_per_unit - credit + inputs.release_cost(t))
+        coefs.append(arcs[a].cost_per_unit - credit + inputs.release_cost_of(a, k, t))
         vars_.append(v)
+    for v in m.release_change.values():
+        coefs.append(inputs.release_now_cost)
+        vars_.append(v)
+    # a pair the previous plan meant to ship now that can no longer ship inside the window: all of it changes
+    constant = inputs.release_now_cost * sum(
+        q for key, q in inputs.planned_now.items() if key not in m.RELEASE_CHANGES
+    )
     for (a, _t), v in m.lane_open.items():
         coefs.append(arcs[a].fixed_cost)
         vars_.append(v)
@@ -582,7 +623,7 @@ def add_objective(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
         coefs.append(m._data.slices[(s, k)][j][1])
         vars_.append(v)
     m.total_cost = pyo.Objective(
-        expr=LinearExpression(constant=0.0, linear_coefs=coefs, linear_vars=vars_), sense=pyo.minimize
+        expr=LinearExpression(constant=constant, linear_coefs=coefs, linear_vars=vars_), sense=pyo.minimize
     )
 
 

@@ -192,6 +192,7 @@ def prepare_network(
     as_of: date,
     *,
     released_orders: pl.DataFrame | None = None,
+    previous_orders: pl.DataFrame | None = None,
     map_agents: AgentMapper | None = None,
 ) -> Prepared:
     """Positions → hub agents → proposals → the coordinator's frozen inputs (timed)."""
@@ -234,6 +235,7 @@ def prepare_network(
         as_of=as_of,
         released_orders=released,
         in_transit=frames["in_transit"],
+        previous_orders=previous_orders,
     )
     t3 = time.perf_counter()
     return Prepared(
@@ -250,6 +252,7 @@ def plan_network(
     as_of: date,
     *,
     released_orders: pl.DataFrame | None = None,
+    previous_orders: pl.DataFrame | None = None,
     local_rules: dict[str, LocalRules] | None = None,
     options: EngineOptions = EngineOptions(),
     map_agents: AgentMapper | None = None,
@@ -258,7 +261,8 @@ def plan_network(
     """Plan transfers and purchases for the network at `as_of` (see module docstring)."""
     t0 = time.perf_counter()
     prepared = prepare_network(
-        frames, forecasts, targets, policy, as_of, released_orders=released_orders, map_agents=map_agents
+        frames, forecasts, targets, policy, as_of, released_orders=released_orders,
+        previous_orders=previous_orders, map_agents=map_agents,
     )
     positions, statements, proposals, inputs = (
         prepared.positions, prepared.statements, prepared.proposals, prepared.inputs

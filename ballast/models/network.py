@@ -175,6 +175,10 @@ class NetworkInputs:
     exact_minimum_transfer: bool = True
     release_now_cost: float = 0.0  # per unit shipped inside the freeze window (policy: release_now_cost_per_unit)
     freeze_days: int = 1
+    # (arc, sku) -> units the previous cycle's plan meant to ship inside this freeze window (policy:
+    # release_now_cost_on = changes). For these the release-now cost is paid on the difference between
+    # what ships inside the window and this, not on every unit shipped.
+    planned_now: dict[tuple[str, str], float] = field(default_factory=dict)
     # cost per unit-day of each equal slice of the shortfall below safety stock, top slice first
     # (policy: safety_stock_shortfall_curve); a pair not here pays the flat safety_shortfall_penalty
     safety_slopes: dict[Pair, tuple[float, ...]] = field(default_factory=dict)
@@ -198,6 +202,19 @@ class NetworkInputs:
     def release_cost(self, t: int) -> float:
         """What shipping one unit on day `t` costs for being released now rather than left to a later cycle."""
         return self.release_now_cost if t < self.freeze_days else 0.0
+
+    def release_cost_of(self, arc: str, sku: str, t: int) -> float:
+        """The release-now cost per unit of one slot; zero where it is paid on the change from the
+        previous plan instead (`planned_now`, `release_change_cost`)."""
+        return 0.0 if (arc, sku) in self.planned_now else self.release_cost(t)
+
+    def release_change_cost(self, shipped_now: dict[tuple[str, str], float]) -> float:
+        """Release-now cost × |units shipped inside the freeze window − units the previous plan meant
+        to ship there|, over the (arc, SKU) pairs of `planned_now`; `shipped_now` maps (arc, sku) to
+        the units a plan ships inside the window."""
+        return self.release_now_cost * sum(
+            abs(shipped_now.get(key, 0.0) - planned) for key, planned in self.planned_now.items()
+        )
 
     @property
     def days(self) -> range:
@@ -244,6 +261,7 @@ class NetworkInputs:
             possession=tuple(r for r in self.possession if r.sku is None or r.sku in skus),
             cooldown_blocked=frozenset(s for s in self.cooldown_blocked if s[1] in skus),
             transfer_receipt_days=keep_pair(self.transfer_receipt_days),
+            planned_now=keep_pair(self.planned_now),
         )
 
     def size(self) -> dict[str, int]:
@@ -321,6 +339,7 @@ def build_inputs(
     as_of: date,
     released_orders: pl.DataFrame | None = None,
     in_transit: pl.DataFrame | None = None,
+    previous_orders: pl.DataFrame | None = None,
 ) -> NetworkInputs:
     """Assemble the sparse coordinator input from frames (see module docstring for the rules)."""
     H = policy.horizon_days
@@ -688,6 +707,7 @@ def build_inputs(
         short_dated_credit_share=1.0,
         release_now_cost=policy.release_now_cost_per_unit,
         freeze_days=policy.freeze_window_days,
+        planned_now=_planned_now(policy, previous_orders, as_of, set(arcs)),
         cooldown_days=N,
         sites=site_map,
         items=item_map,
@@ -724,6 +744,28 @@ def build_inputs(
 
 
 MAX_ORDER_BINARIES = 2_000
+
+
+def _planned_now(
+    policy: Policy, previous_orders: pl.DataFrame | None, as_of: date, arc_ids: set[str]
+) -> dict[tuple[str, str], float]:
+    """(arc, sku) -> units the previous plan meant to ship inside this cycle's freeze window, when the
+    policy prices release-now on changes (else, or without a previous plan, empty)."""
+    if (
+        policy.release_now_cost_on != "changes"
+        or policy.release_now_cost_per_unit <= 0
+        or previous_orders is None
+        or previous_orders.is_empty()
+    ):
+        return {}
+    out: dict[tuple[str, str], float] = defaultdict(float)
+    for o, d, mode, sku, ship, qty in previous_orders.select(
+        "origin", "destination", "mode", "sku", "ship_date", "qty"
+    ).iter_rows():
+        aid = arc_id(o, d, mode)
+        if 0 <= (ship - as_of).days < policy.freeze_window_days and aid in arc_ids:
+            out[(aid, sku)] += float(qty)
+    return dict(out)
 
 
 def _safety_slopes(

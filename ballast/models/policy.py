@@ -167,6 +167,13 @@ class Policy(_Strict):
         "much more than one planned for later: among plans otherwise as good, what can wait is left to a "
         "later cycle, which ships it with the next consolidated move and with what it has learnt",
     )
+    release_now_cost_on: Literal["shipments", "changes"] = Field(
+        "shipments",
+        description="shipments: every unit planned inside the freeze window pays release_now_cost_per_unit. "
+        "changes: only the difference from what the previous cycle's plan meant to ship inside this window "
+        "pays it, per lane and SKU (putting off a planned move costs as much as adding one), so a move the "
+        "last plan put off to today is not put off again a day at a time until the destination runs short",
+    )
     unmet_demand: Literal["lost_sales", "backorders"] = "lost_sales"
     backorder_daily_penalty_share: float = Field(
         0.1,

@@ -92,18 +92,22 @@ def plan_cost(inputs: NetworkInputs, flows: pl.DataFrame) -> float:
     departures: dict[tuple[str, str, int], float] = defaultdict(float)
     total = 0.0
     opened: set[tuple[str, int]] = set()
+    shipped_now: dict[tuple[str, str], float] = defaultdict(float)
     for a, k, t, arrive, q, sd in flows.select(
         "arc_id", "sku", "ship_day", "arrive_day", "qty", "short_dated_qty"
     ).iter_rows():
         arc = arcs[a]
         total += arc.cost_per_unit * q - inputs.short_dated_credit_share * items[k].unit_cost * sd
-        total += inputs.release_cost(t) * q
+        total += inputs.release_cost_of(a, k, t) * q
+        if t < inputs.freeze_days:
+            shipped_now[(a, k)] += q
         if arc.needs_binary:
             opened.add((a, t))
         arrivals[(arc.destination, k, arrive)] += q
         if inputs.sites[arc.origin].kind != "supplier":
             departures[(arc.origin, k, t)] += q - sd
     total += sum(arcs[a].fixed_cost for a, _t in opened)
+    total += inputs.release_change_cost(shipped_now)
     last = inputs.horizon - 1
     for pair in inputs.pairs:
         item = items[pair[1]]

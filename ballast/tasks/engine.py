@@ -62,6 +62,7 @@ def coordinate_task(
     released_orders: pl.DataFrame | None = None,
     local_rules: dict[str, LocalRules] | None = None,
     options: EngineOptions | None = None,
+    previous_orders: pl.DataFrame | None = None,
 ) -> EngineResult:
     """Agents (mapped) → coordinator (one mapped solve per SKU-group bin) → negotiation → explained orders."""
     logger = get_run_logger()
@@ -72,6 +73,7 @@ def coordinate_task(
         policy,
         as_of,
         released_orders=released_orders,
+        previous_orders=previous_orders,
         local_rules=local_rules,
         options=options or EngineOptions(),
         map_agents=_map_agents,

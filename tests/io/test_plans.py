@@ -14,6 +14,7 @@ from ballast.io.plans import (
     decide_orders,
     deliver_outbox,
     order_status,
+    planned_unreleased,
     publish,
     released_commitments,
     verify_audit,
@@ -131,3 +132,18 @@ def test_edited_audit_row_is_detected(con):
 def test_backfill_plans_never_release(con):
     assert publish(con, _plan("PB", mode="backfill"), _orders(), NOW) == []
     assert deliver_outbox(con, Settings().outbox_dir, NOW) == []
+
+
+def test_the_next_cycle_reads_what_the_previous_plan_meant_to_ship_and_did_not_release(con):
+    publish(con, _plan("P1"), _orders(), NOW)  # releases today's auto-approved order only
+    tomorrow = NOW + timedelta(days=1)
+    plan_id, orders = planned_unreleased(con, "live", tomorrow)
+    # today's two orders are past (one released, one still awaiting approval); day 3's is still planned
+    assert plan_id == "P1"
+    assert orders.select("origin", "destination", "ship_date", "qty").rows() == [
+        ("DC-DE-01", "HUB-DE-01", DAY + timedelta(days=3), 10.0)
+    ]
+    # strictly before: a cycle never reads its own as-of's plan (a rerun sees what the first run saw)
+    plan_id, orders = planned_unreleased(con, "live", NOW - timedelta(minutes=5))
+    assert plan_id is None and orders.is_empty()
+    assert planned_unreleased(con, "backfill", tomorrow)[0] is None  # modes do not mix

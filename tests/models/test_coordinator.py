@@ -558,6 +558,63 @@ def test_release_now_cost_still_lets_a_later_need_ride_with_an_urgent_move():
     assert result.record.objective == pytest.approx(50 + 20 + 20 * 0.1)
 
 
+def _planned(*orders: tuple[str, str, int, float]) -> pl.DataFrame:
+    """The previous plan's unreleased orders: (origin, destination, days after AS_OF, units), sku X, road."""
+    return pl.DataFrame(
+        [(o, d, "road", "X", AS_OF + timedelta(days=t), q) for o, d, t, q in orders],
+        schema={"origin": pl.String, "destination": pl.String, "mode": pl.String, "sku": pl.String,
+                "ship_date": pl.Date, "qty": pl.Float64},
+        orient="row",
+    )
+
+
+@pytest.mark.parametrize(("on", "ship_days"), [("shipments", {1, 2, 3, 4}), ("changes", {0})])
+def test_a_move_the_last_plan_put_off_to_today_is_not_put_off_again(on, ship_days):
+    # As above (10 needed on day 5, any ship day 0-4 as good), but yesterday's plan meant to ship the
+    # 10 today. Priced on shipments, today's plan puts it off again, a day at a time, cycle after
+    # cycle. Priced on changes, shipping the planned 10 today costs no release-now premium and
+    # putting it off costs 10 × 0.1, so it ships today.
+    result = run(
+        sites=TWO,
+        lanes=[lane("A", "B", cost=1.0)],
+        inventory=[stock("A", 100), stock("B", 0)],
+        demand={("B", "X"): [0, 0, 0, 0, 0, 10, 0]},
+        pol=policy(horizon_days=7, safety_stock_shortfall_penalty_per_unit=0.0, release_now_cost_per_unit=0.1,
+                   release_now_cost_on=on),
+        previous_orders=_planned(("A", "B", 0, 10.0), ("A", "B", 3, 5.0)),  # day 3: outside the window, no bearing
+    )
+    plan = moved(result)
+    assert sum(plan.values()) == pytest.approx(10.0)
+    assert {day for _, _, day in plan} <= ship_days
+    assert result.record.objective == pytest.approx(10.0)
+    assert result.record.plan_cost == pytest.approx(result.record.objective)
+    assert result.inputs.planned_now == ({("A>B:road", "X"): 10.0} if on == "changes" else {})
+
+
+@pytest.mark.parametrize(
+    ("need", "planned", "plan", "objective"),
+    [
+        # nothing needed any more: dropping the planned 10 costs 10 × 0.1, far less than moving them
+        ([0, 0, 0, 0, 0, 0, 0], 10.0, {}, 1.0),
+        # 10 needed tomorrow, 4 were planned for today: 10 ship now, the 6 more pay the premium
+        ([0, 10, 0, 0, 0, 0, 0], 4.0, {("A", "B", 0): 10.0}, 10.0 + 6 * 0.1),
+    ],
+)
+def test_the_previous_plan_is_a_default_not_a_commitment(need, planned, plan, objective):
+    result = run(
+        sites=TWO,
+        lanes=[lane("A", "B", cost=1.0)],
+        inventory=[stock("A", 100), stock("B", 0)],
+        demand={("B", "X"): need},
+        pol=policy(horizon_days=7, safety_stock_shortfall_penalty_per_unit=0.0, release_now_cost_per_unit=0.1,
+                   release_now_cost_on="changes"),
+        previous_orders=_planned(("A", "B", 0, planned)),
+    )
+    assert moved(result) == pytest.approx(plan)
+    assert result.record.objective == pytest.approx(objective)
+    assert result.record.plan_cost == pytest.approx(objective)
+
+
 @pytest.mark.parametrize(
     ("curve", "ship_day", "units", "objective"), [("flat", 3, 8.0, 67.2), ("expected_shortage", 0, 14.0, 80.0)]
 )
