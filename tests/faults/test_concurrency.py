@@ -68,7 +68,9 @@ def test_a_writer_retries_until_the_holder_lets_go(ballast_home):
 @pytest.mark.slow
 def test_a_cycle_on_a_held_warehouse_exits_3_naming_the_warehouse(ballast_home, api_url):
     deliver_network(Settings().inbox_dir)
-    holder = _hold_warehouse(Settings().db_path, 60)
+    # held until the cycle has returned (killed below), however long the cycle process takes to start:
+    # a fixed 60 s hold let a cycle started on a loaded machine find the warehouse free and plan
+    holder = _hold_warehouse(Settings().db_path, 3600)
     try:
         code, out = cycle_process.run(
             ["run", "--now", stamp(T0)], ballast_home, api_url, "held", {"BALLAST_DB_WAIT_SECONDS": "2"}
