@@ -750,6 +750,25 @@ def needs_refresh(last_fitted_at: datetime | None, now: datetime, max_age_hours:
     return (now - last_fitted_at).total_seconds() >= max_age_hours * 3600
 
 
+def refit_despite_budget(
+    fitted_for: date, horizon_days: int, data_as_of: datetime, now: datetime, max_age_hours: float, plan_days: int
+) -> str | None:
+    """Why a due refit must run although the last one overran the cycle's forecast budget, or None
+    when the cycle may plan on the cached run (forecasts for `fitted_for` onwards, `horizon_days` long,
+    on data as of `data_as_of`).
+
+    Skipping is meant for a day: past twice the policy's maximum age, or once the cached forecasts
+    no longer reach the end of the `plan_days`-day plan (beyond it the plan would see no demand at
+    all and stop replenishing), a late plan is better than a plan on forecasts that have run out."""
+    if (now - data_as_of).total_seconds() >= 2 * max_age_hours * 3600:
+        hours = (now - data_as_of).total_seconds() / 3600
+        return f"is {hours:.0f} h old, over twice the {max_age_hours:.0f} h maximum age"
+    covered = (fitted_for - now.date()).days + horizon_days
+    if covered < plan_days:
+        return f"covers only {max(covered, 0)} of the plan's {plan_days} days"
+    return None
+
+
 def partition_series(meta: pl.DataFrame, n_partitions: int) -> list[pl.DataFrame]:
     """Split series into `n_partitions` groups with similar cost (tiers spread round-robin).
 

@@ -110,6 +110,29 @@ def test_stale_data_blocks_the_cycle_and_keeps_the_previous_plan(prefect_harness
     assert actions == ["publish_plan", "cycle_blocked"]
 
 
+@pytest.mark.slow
+def test_a_refit_over_its_budget_is_put_off_for_a_day_at_most(prefect_harness, ballast_home):
+    """Every refit overruns a 0.001 s forecast budget: the cycle a day later plans on the cached run and
+    says so; the cycle two days later (the run twice the 24 h maximum age) refits anyway."""
+    doc = yaml.safe_load(Settings().policy_path.read_text())
+    doc["latency_budgets_seconds"]["forecast"] = 0.001
+    path = ballast_home / "policies" / "default.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(doc))
+    runs = []
+    for day in range(3):
+        as_of = f.AS_OF + timedelta(days=day)
+        _deliver_network(as_of)
+        planning_cycle(CycleParams(as_of=as_of + timedelta(minutes=5)))
+        with open_warehouse(Settings().db_path, read_only=True) as con:
+            runs.append(con.execute(
+                "SELECT forecast_run_id, degraded FROM plans ORDER BY as_of DESC LIMIT 1").fetchall()[0])
+    (first, _), (second, skipped), (third, refitted) = runs
+    assert second == first and "planned on cached run " + first in skipped
+    assert third != first and f"but cached run {first} is 48 h old, over twice the 24 h maximum age" in refitted
+    assert "refitted anyway" in refitted
+
+
 def _run_cycle_process(home: Path, crash_at: str | None) -> tuple[int, str]:
     """`ballast run` in its own process group; a crash leaves Prefect's API server orphaned, so
     the whole group is killed afterwards (and output goes to a file, not a pipe it would hold)."""

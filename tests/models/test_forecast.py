@@ -176,6 +176,25 @@ def test_needs_refresh() -> None:
     assert fc.needs_refresh(now - timedelta(hours=25), now, 24, told=False)
 
 
+def test_a_slow_refit_is_skipped_for_a_day_at_most() -> None:
+    # the run that broke the twin's 42-day steady run: fitted at 06:00 on 2026-12-14 for 16 days, in
+    # 301 s against a 300 s budget; every later cycle skipped its refit and planned on it until its
+    # forecasts ran out (1 order on 12-29, none from 12-30). The plan needs 14 days; max age 24 h.
+    fitted = datetime(2026, 12, 14, 6, tzinfo=UTC)
+    day = fitted.date()
+
+    def why(hours: float, max_age: float = 24) -> str | None:
+        return fc.refit_despite_budget(day, 16, fitted, fitted + timedelta(hours=hours), max_age, 14)
+
+    assert why(24) is None  # due, and the slow refit may wait for the nightly refresh
+    assert why(47) is None
+    assert why(48) == "is 48 h old, over twice the 24 h maximum age"
+    # a run that no longer reaches the end of the plan is refitted however young it is by the policy
+    assert why(48, max_age=1e6) is None
+    assert why(72, max_age=1e6) == "covers only 13 of the plan's 14 days"
+    assert why(16 * 24, max_age=1e6) == "covers only 0 of the plan's 14 days"
+
+
 def test_partitions_cover_every_series_once() -> None:
     _, meta = _meta(synthetic_demand())
     parts = fc.partition_series(meta, 3)
