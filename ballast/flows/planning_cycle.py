@@ -80,7 +80,8 @@ def planning_cycle(params: CycleParams | None = None) -> PublishOutcome:
             validate_task(settings, policy, as_of)
             lap("validate")
         readiness_task(settings, policy, as_of, flow_run_id or as_of.isoformat(), started)
-        inputs = read_inputs_task(settings, as_of, params.mode)
+        # the previous plan is an input only where the policy prices changes from it
+        inputs = read_inputs_task(settings, as_of, params.mode, policy.release_now_cost_on == "changes")
         lap("read_inputs")
         bundle = forecast_task(settings, policy, inputs, as_of, params.refit_forecasts, budgets.forecast)
         lap("forecast")

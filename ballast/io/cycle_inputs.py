@@ -148,9 +148,17 @@ def demand_fingerprint(con: duckdb.DuckDBPyConnection, as_of: datetime, known_at
 
 
 def read_cycle_inputs(
-    con: duckdb.DuckDBPyConnection, as_of: datetime, mode: str = "live", known_at: datetime | None = None
+    con: duckdb.DuckDBPyConnection,
+    as_of: datetime,
+    mode: str = "live",
+    known_at: datetime | None = None,
+    previous_plan: bool = False,
 ) -> CycleInputs:
-    """The cycle's inputs at `as_of`; with `known_at`, only files ingested and gated by then (replays)."""
+    """The cycle's inputs at `as_of`; with `known_at`, only files ingested and gated by then (replays).
+
+    With `previous_plan` (a live cycle whose policy prices release-now on changes) also what the
+    previous live plan meant to ship next, fingerprinted with the rest; otherwise the plan's inputs
+    are the same as a backfill's replay of this as-of."""
     frames: dict[str, pl.DataFrame] = {}
     fingerprints: dict[str, dict] = {}
     for name in SNAPSHOTS + ("book_inventory",):
@@ -170,7 +178,7 @@ def read_cycle_inputs(
     # what the previous live plan meant to ship next: live cycles only, whose plans are acted on (a
     # backfill's plans are replays released to no one, and its as-ofs are planned in parallel)
     previous_orders = empty_planned_orders()
-    if mode == "live":
+    if previous_plan and mode == "live":
         planned_by, previous_orders = planned_unreleased(con, mode, as_of)
         fingerprints["previous_plan"] = {
             "file_name": planned_by,

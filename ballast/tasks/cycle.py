@@ -92,9 +92,9 @@ def readiness_task(settings: Settings, policy: Policy, as_of: datetime, run_id: 
 
 
 @task(name="read inputs", cache_policy=NO_CACHE)
-def read_inputs_task(settings: Settings, as_of: datetime, mode: str) -> CycleInputs:
+def read_inputs_task(settings: Settings, as_of: datetime, mode: str, previous_plan: bool = False) -> CycleInputs:
     with open_warehouse(settings.db_path, read_only=True) as con:
-        return read_cycle_inputs(con, as_of, mode)
+        return read_cycle_inputs(con, as_of, mode, previous_plan=previous_plan)
 
 
 @task(name="forecast (cached)", cache_policy=NO_CACHE)
