@@ -53,7 +53,7 @@ def test_simulate_report_merges_simulations_run_apart_and_refuses_a_run_counted_
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "| steady | 5 | 93 | 98 | -5.1% | 5/5 | 99.00% | 98.00% | +1.00 pt | 1.059 | — | yes |" in result.output
+    assert "| steady | 5 | 93 | 98 | -5.1% | 5/5 | 99.00% | 98.00% | +1.00 pt | 1.059 | — | — | yes |" in result.output
     assert "| steady | ballast | 5 |" in result.output
     assert "Is ballast better?" in out.read_text()
 
