@@ -78,10 +78,14 @@ def plan_exists(con: duckdb.DuckDBPyConnection, plan_id: str) -> bool:
     return one(con, "SELECT count(*) FROM plans WHERE plan_id = ?", [plan_id])[0] > 0  # type: ignore[index]
 
 
-def latest_plan_id(con: duckdb.DuckDBPyConnection, mode: str = "live", before: datetime | None = None) -> str | None:
+def latest_plan_id(
+    con: duckdb.DuckDBPyConnection, mode: str = "live", before: datetime | None = None, strictly: bool = False
+) -> str | None:
+    """The newest `mode` plan with as-of at or before `before` (strictly before with `strictly`)."""
     row = one(
         con,
-        """SELECT plan_id FROM plans WHERE mode = ? AND (CAST(? AS TIMESTAMPTZ) IS NULL OR as_of <= CAST(? AS TIMESTAMPTZ))
+        f"""SELECT plan_id FROM plans WHERE mode = ?
+               AND (CAST(? AS TIMESTAMPTZ) IS NULL OR as_of {'<' if strictly else '<='} CAST(? AS TIMESTAMPTZ))
            ORDER BY as_of DESC, created_at DESC LIMIT 1""",
         [mode, before, before],
     )
@@ -114,13 +118,8 @@ def planned_unreleased(con: duckdb.DuckDBPyConnection, mode: str, as_of: datetim
     an as-of reads the same rows (a cycle's own plan never feeds itself).
 
     The coordinator prices changing what was planned for its freeze window (`NetworkInputs.planned_now`)."""
-    row = one(
-        con,
-        """SELECT plan_id FROM plans WHERE mode = ? AND as_of < CAST(? AS TIMESTAMPTZ)
-           ORDER BY as_of DESC, created_at DESC LIMIT 1""",
-        [mode, as_of],
-    )
-    if row is None:
+    plan_id = latest_plan_id(con, mode, as_of, strictly=True)
+    if plan_id is None:
         return None, empty_planned_orders()
     orders = query_frame(
         con,
@@ -130,9 +129,9 @@ def planned_unreleased(con: duckdb.DuckDBPyConnection, mode: str, as_of: datetim
              AND o.order_id NOT IN (SELECT order_id FROM decisions WHERE decision = 'cancelled'
                                     AND decided_at < CAST(? AS TIMESTAMPTZ))
            ORDER BY o.ship_date, o.origin, o.destination, o.mode, o.sku""",
-        [row[0], as_of, as_of, as_of],
+        [plan_id, as_of, as_of, as_of],
     )
-    return row[0], orders
+    return plan_id, orders
 
 
 def empty_planned_orders() -> pl.DataFrame:

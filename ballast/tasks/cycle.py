@@ -121,29 +121,24 @@ def forecast_task(
     notes: list[str] = []
     with open_warehouse(settings.db_path) as con:
         before = forecast_store.run_in_force(con, as_of)
+        refit_allowed = True
         if before is not None and not refit and needs_refresh(
             before["data_as_of"], as_of, policy.forecasting.max_age_hours, False
         ):
             last = (before["finished_at"] - before["started_at"]).total_seconds()
-            why_not = refit_despite_budget(
-                before["as_of"], before["horizon_days"], before["data_as_of"], as_of,
-                policy.forecasting.max_age_hours, policy.horizon_days,
-            )
-            if last > budget_seconds and why_not is None:
+            if last > budget_seconds:
+                why_not = refit_despite_budget(
+                    before["as_of"], before["horizon_days"], before["data_as_of"], as_of,
+                    policy.forecasting.max_age_hours, policy.horizon_days,
+                )
+                refit_allowed = why_not is not None
                 notes.append(
                     f"forecasts are due for a refit, but the last refit took {last:.0f} s, over the "
                     f"{budget_seconds:.0f} s forecast budget: planned on cached run {before['run_id']}"
+                    if why_not is None
+                    else f"the last refit took {last:.0f} s, over the {budget_seconds:.0f} s forecast budget, "
+                    f"but cached run {before['run_id']} {why_not}: refitted anyway"
                 )
-                refit_allowed = False
-            else:
-                if last > budget_seconds:
-                    notes.append(
-                        f"the last refit took {last:.0f} s, over the {budget_seconds:.0f} s forecast budget, "
-                        f"but cached run {before['run_id']} {why_not}: refitted anyway"
-                    )
-                refit_allowed = True
-        else:
-            refit_allowed = True
 
         slots = cluster_slots()
 

@@ -15,6 +15,11 @@ def _runs(rows: list[tuple[str, int, str, float, float, float | None]]) -> pl.Da
     )
 
 
+def _each_seed(seeds: range, *rows: tuple[str, str, float, float, float | None]) -> list[tuple]:
+    """(scenario, policy, total cost, fill, ratio) rows repeated for every seed."""
+    return [(sc, seed, pol, cost, fill, ratio) for seed in seeds for sc, pol, cost, fill, ratio in rows]
+
+
 def test_a_scenario_meets_the_criterion_only_on_every_count() -> None:
     rows = []
     for seed in range(1, 6):
@@ -53,15 +58,12 @@ def test_a_scenario_meets_the_criterion_only_on_every_count() -> None:
 
 
 def test_a_steady_state_beyond_ten_percent_of_the_bound_misses() -> None:
-    rows = [
-        r
-        for seed in range(1, 6)
-        for r in (
-            ("steady", seed, "ballast", 111.0, 1.0, 1.11),
-            ("steady", seed, "no_transfers", 120.0, 1.0, 1.2),
-            ("steady", seed, "reactive", 120.0, 1.0, 1.2),
-        )
-    ]
+    rows = _each_seed(
+        range(1, 6),
+        ("steady", "ballast", 111.0, 1.0, 1.11),
+        ("steady", "no_transfers", 120.0, 1.0, 1.2),
+        ("steady", "reactive", 120.0, 1.0, 1.2),
+    )
     row = criterion_table(_runs(rows)).row(0, named=True)
     assert row["cheaper"] and row["fill_no_lower"] and row["near_bound"] is False and not row["met"]
 
@@ -95,17 +97,12 @@ def test_ballast_run_apart_from_the_bound_is_compared_with_the_bound_of_its_seed
 def test_the_bounds_own_open_gap_is_shown_beside_the_ratio() -> None:
     # the bound's solve stopped at its time limit on seeds 1-2: best plan found 10% and 20% above the
     # proven bound; seeds 3-5 solved (incumbent = bound); seed 6 has no ballast run and is left out
-    rows = [
-        r
-        for seed in range(1, 7)
-        for r in (
-            ("supply", seed, "ballast", 300.0, 1.0, 3.0),
-            ("supply", seed, "no_transfers", 400.0, 1.0, 4.0),
-            ("supply", seed, "reactive", 400.0, 1.0, 4.0),
-            ("supply", seed, "bound", 100.0, 1.0, None),
-        )
-        if seed < 6 or r[2] == "bound"
-    ]
+    rows = _each_seed(
+        range(1, 6),
+        ("supply", "ballast", 300.0, 1.0, 3.0),
+        ("supply", "no_transfers", 400.0, 1.0, 4.0),
+        ("supply", "reactive", 400.0, 1.0, 4.0),
+    ) + _each_seed(range(1, 7), ("supply", "bound", 100.0, 1.0, None))
     incumbent = {1: 110.0, 2: 120.0, 6: 500.0}
     runs = _runs(rows).with_columns(
         pl.when(pl.col("policy") == "bound")
@@ -119,15 +116,12 @@ def test_the_bounds_own_open_gap_is_shown_beside_the_ratio() -> None:
 
 
 def test_a_steady_state_with_no_bound_to_compare_with_does_not_meet() -> None:
-    rows = [
-        r
-        for seed in range(1, 6)
-        for r in (
-            ("steady", seed, "ballast", 100.0, 1.0, None),
-            ("steady", seed, "no_transfers", 130.0, 1.0, None),
-            ("steady", seed, "reactive", 130.0, 1.0, None),
-        )
-    ]
+    rows = _each_seed(
+        range(1, 6),
+        ("steady", "ballast", 100.0, 1.0, None),
+        ("steady", "no_transfers", 130.0, 1.0, None),
+        ("steady", "reactive", 130.0, 1.0, None),
+    )
     row = criterion_table(_runs(rows)).row(0, named=True)
     assert row["cheaper"] and row["fill_no_lower"]
     assert row["ballast_vs_bound"] is None and row["near_bound"] is False and not row["met"]
