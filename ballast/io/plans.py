@@ -84,10 +84,11 @@ def latest_plan_id(
     """The newest `mode` plan with as-of at or before `before` (strictly before with `strictly`)."""
     row = one(
         con,
-        f"""SELECT plan_id FROM plans WHERE mode = ?
-               AND (CAST(? AS TIMESTAMPTZ) IS NULL OR as_of {'<' if strictly else '<='} CAST(? AS TIMESTAMPTZ))
+        """SELECT plan_id FROM plans WHERE mode = ?
+               AND (CAST(? AS TIMESTAMPTZ) IS NULL
+                    OR as_of < CAST(? AS TIMESTAMPTZ) OR (NOT ? AND as_of = CAST(? AS TIMESTAMPTZ)))
            ORDER BY as_of DESC, created_at DESC LIMIT 1""",
-        [mode, before, before],
+        [mode, before, before, strictly, before],
     )
     return None if row is None else row[0]
 
