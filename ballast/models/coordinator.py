@@ -138,6 +138,7 @@ def _build_model(inputs: NetworkInputs) -> pyo.ConcreteModel:
         add_shelf_life(m, inputs)
         add_negotiated_caps(m, inputs)
         add_release_changes(m, inputs)
+        add_end_cover(m, inputs)
         add_objective(m, inputs)
     m._data.build_seconds = time.perf_counter() - start
     return m
@@ -582,10 +583,22 @@ def add_release_changes(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
     m.release_less = pyo.Constraint(m.RELEASE_CHANGES, rule=row(-1.0))  # planned − shipped ≤ change
 
 
+def add_end_cover(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
+    """Credited end-of-horizon stock ≤ the pair's stock on the horizon's last day (`end_cover`)."""
+    last = inputs.horizon - 1
+    m.END_COVER = _set([pair for pair in inputs.pairs if pair in inputs.end_cover], 2)
+    m.end_cover_units = pyo.Var(
+        m.END_COVER, domain=pyo.NonNegativeReals, bounds=lambda _m, s, k: (0, inputs.end_cover[(s, k)][0])
+    )
+    m.end_cover_link = pyo.Constraint(
+        m.END_COVER, rule=lambda _m, s, k: m.end_cover_units[s, k] <= m.stock_units[s, k, last]
+    )
+
+
 def add_objective(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
     """Transport and purchase + fixed lane-day + holding + shortage + safety shortfall − short-dated credit
-    + the policy's cost of releasing now (per unit shipped inside the freeze window, or per unit of
-    change from the previous plan there: `add_release_changes`)."""
+    − end-of-horizon cover credit + the policy's cost of releasing now (per unit shipped inside the freeze
+    window, or per unit of change from the previous plan there: `add_release_changes`)."""
     coefs: list[float] = []
     vars_: list = []
     arcs, items = inputs.arcs, inputs.items
@@ -621,6 +634,9 @@ def add_objective(m: pyo.ConcreteModel, inputs: NetworkInputs) -> None:
         vars_.append(v)
     for (s, k, _t, j), v in m.safety_shortfall_units.items():
         coefs.append(m._data.slices[(s, k)][j][1])
+        vars_.append(v)
+    for (s, k), v in m.end_cover_units.items():
+        coefs.append(-inputs.end_cover[(s, k)][1])
         vars_.append(v)
     m.total_cost = pyo.Objective(
         expr=LinearExpression(constant=constant, linear_coefs=coefs, linear_vars=vars_), sense=pyo.minimize

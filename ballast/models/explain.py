@@ -141,8 +141,11 @@ def build_orders(
             "alternatives": alternatives,
             "round": settled_round.get((a, k, t), 0),
         }
+        released_now = _released_now(inputs, arc.destination, t)
+        if released_now:
+            reason["released_now"] = released_now
         sentence = _sentence(
-            inputs, arc, k, qty, sd, ship, arrive, dest, src, move_cost, avoided, alternatives
+            inputs, arc, k, qty, sd, ship, arrive, dest, src, move_cost, avoided, alternatives, released_now
         )
         rows.append(
             (
@@ -218,7 +221,18 @@ def _alternatives(
     return out
 
 
-def _sentence(inputs, arc, sku, qty, sd, ship, arrive, dest, src, move_cost, avoided, alternatives) -> str:
+def _released_now(inputs: NetworkInputs, destination: str, t: int) -> dict | None:
+    """Why an order inside the freeze window paid no release-now cost (`release_now_cost_waived`)."""
+    first = inputs.release_now_waived.get(destination)
+    if first is None or t >= inputs.freeze_days:
+        return None
+    sku, day = first
+    return {"sku": sku, "below_safety_stock_on": _iso(inputs.day(day))}
+
+
+def _sentence(
+    inputs, arc, sku, qty, sd, ship, arrive, dest, src, move_cost, avoided, alternatives, released_now=None
+) -> str:
     verb = "Buy" if arc.kind == "purchase" else "Move"
     head = f"{verb} {_num(qty)} u of {sku} {arc.origin} → {arc.destination} by {arc.mode} on {ship} (arrives {arrive})"
     parts = []
@@ -242,6 +256,11 @@ def _sentence(inputs, arc, sku, qty, sd, ship, arrive, dest, src, move_cost, avo
     elif arc.kind != "purchase" and src:
         parts.append(f"{arc.origin} can spare {_num(src.get('surplus_units') or 0)} u")
     parts.append(f"the move costs {_num(move_cost)} against {_num(avoided)} of shortage avoided")
+    if released_now:
+        parts.append(
+            f"released now, not left to the next cycle: without it {arc.destination} is below safety stock"
+            f" of {released_now['sku']} on {released_now['below_safety_stock_on']}, before a later move lands"
+        )
     lost = [a for a in alternatives if not a["why_not"].startswith("also used")]
     if lost:
         first = lost[0]

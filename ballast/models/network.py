@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Literal
@@ -179,6 +180,12 @@ class NetworkInputs:
     # release_now_cost_on = changes). For these the release-now cost is paid on the difference between
     # what ships inside the window and this, not on every unit shipped.
     planned_now: dict[tuple[str, str], float] = field(default_factory=dict)
+    # destinations that pay no release-now cost this cycle (policy: release_now_cost_waived), with the
+    # (sku, day) that would first fall below safety stock if nothing bound for them were released now
+    release_now_waived: dict[str, tuple[str, int]] = field(default_factory=dict)
+    # pair -> (units of end-of-horizon stock credited at most, credit per unit) (policy:
+    # end_of_horizon_cover_days)
+    end_cover: dict[Pair, tuple[float, float]] = field(default_factory=dict)
     # cost per unit-day of each equal slice of the shortfall below safety stock, top slice first
     # (policy: safety_stock_shortfall_curve); a pair not here pays the flat safety_shortfall_penalty
     safety_slopes: dict[Pair, tuple[float, ...]] = field(default_factory=dict)
@@ -199,6 +206,11 @@ class NetworkInputs:
             left -= take
         return cost
 
+    def end_cover_credit(self, pair: Pair, level: float) -> float:
+        """What `level` units left at the pair when the horizon ends are credited (`end_cover`)."""
+        cap, credit = self.end_cover.get(pair, (0.0, 0.0))
+        return credit * min(max(level, 0.0), cap)
+
     def release_cost(self, t: int) -> float:
         """What shipping one unit on day `t` costs for being released now rather than left to a later cycle."""
         return self.release_now_cost if t < self.freeze_days else 0.0
@@ -206,7 +218,9 @@ class NetworkInputs:
     def release_cost_of(self, arc: str, sku: str, t: int) -> float:
         """The release-now cost per unit of one slot; zero where it is paid on the change from the
         previous plan instead (`planned_now`, `release_change_cost`)."""
-        return 0.0 if (arc, sku) in self.planned_now else self.release_cost(t)
+        if (arc, sku) in self.planned_now or self.arcs[arc].destination in self.release_now_waived:
+            return 0.0
+        return self.release_cost(t)
 
     def release_change_cost(self, shipped_now: dict[tuple[str, str], float]) -> float:
         """Release-now cost × |units shipped inside the freeze window − units the previous plan meant
@@ -262,6 +276,7 @@ class NetworkInputs:
             cooldown_blocked=frozenset(s for s in self.cooldown_blocked if s[1] in skus),
             transfer_receipt_days=keep_pair(self.transfer_receipt_days),
             planned_now=keep_pair(self.planned_now),
+            end_cover=keep_pair(self.end_cover),
         )
 
     def size(self) -> dict[str, int]:
@@ -522,6 +537,18 @@ def build_inputs(
                         nxt.append((a.origin, sku))
         frontier = sorted(set(nxt))
 
+    # end cover: a SKU a fixed-cost lane's destination ends the horizon short of may ride a lane-day
+    # opened for its other SKUs
+    if policy.end_of_horizon_cover_days > 0:
+        short_at_end = no_action[:, H - 1] < safety + policy.end_of_horizon_cover_days * demand.mean(axis=1) - 1e-9
+        for (site, sku), p in pidx.items():
+            if p < 0 or not short_at_end[p]:
+                continue
+            for aid in inbound_from_above.get(site, ()):
+                a = arcs[aid]
+                if a.kind == "replenishment" and a.fixed_cost > 0 and carries(a.origin, sku):
+                    candidate.add((aid, sku))
+
     # no ping-pong inside the plan: a site-SKU that receives does not also send sideways or up
     receivers = {(arcs[a].destination, k) for a, k in candidate | short_dated_candidates}
     candidate = {
@@ -618,6 +645,7 @@ def build_inputs(
     for (s, k, _t), q in rec_map.items():
         usable[k] += q
         rec_total[(s, k)] += q
+    end_cover = _end_cover(policy.end_of_horizon_cover_days, candidate, arcs, dem, ss_map)
     has_inbound = {(arcs[a].destination, k) for a, k in candidate}
     has_outbound = {(arcs[a].origin, k) for a, k in candidate | short_dated_candidates}
     ship_upper: dict[tuple[str, str], float] = {}
@@ -633,7 +661,7 @@ def build_inputs(
             # a site that passes nothing on never usefully receives more than it sells plus safety stock
             # (but a lane or policy minimum may force more than that onto the truck)
             # (with backorders, demand before the arrival still waits for it)
-            useful = sum(dem[dest][0 if backorders else a.lead_days :]) + ss_map[dest]
+            useful = sum(dem[dest][0 if backorders else a.lead_days :]) + ss_map[dest] + end_cover.get(dest, (0.0,))[0]
             floor = max(a.min_units or 0.0, item_map[sku].min_transfer_units if a.kind == "lateral" else 0.0)
             bound = min(bound, max(useful, floor))
         ship_upper[(aid, sku)] = bound
@@ -698,6 +726,12 @@ def build_inputs(
             )
         )
 
+    waived: dict[str, tuple[str, int]] = (
+        release_now_waived(ship_slots, arcs, pidx, no_action, safety, policy.freeze_window_days)
+        if policy.release_now_cost_waived == "below_safety_stock" and policy.release_now_cost_per_unit > 0
+        else {}
+    )
+    priced_arcs = {aid for aid, a in arcs.items() if a.destination not in waived}
     inputs = NetworkInputs(
         as_of=as_of,
         horizon=H,
@@ -707,7 +741,9 @@ def build_inputs(
         short_dated_credit_share=1.0,
         release_now_cost=policy.release_now_cost_per_unit,
         freeze_days=policy.freeze_window_days,
-        planned_now=_planned_now(policy, previous_orders, as_of, set(arcs)),
+        planned_now=_planned_now(policy, previous_orders, as_of, priced_arcs),
+        release_now_waived=waived,
+        end_cover=end_cover,
         cooldown_days=N,
         sites=site_map,
         items=item_map,
@@ -744,6 +780,73 @@ def build_inputs(
 
 
 MAX_ORDER_BINARIES = 2_000
+
+
+def release_now_waived(
+    slots: Sequence[Slot],
+    arcs: dict[str, Arc],
+    pidx: dict[Pair, int],
+    no_action: np.ndarray,
+    safety: np.ndarray,
+    freeze_days: int,
+) -> dict[str, tuple[str, int]]:
+    """Destinations a move released now keeps at safety stock and one left to the next cycle cannot.
+
+    For every slot inside the freeze window, the days from the arrival of a move shipped then to the
+    day before a move shipped on the first day after the window could land are days only this cycle
+    can reach. A destination whose stock with no new move (`no_action`, end of day) falls below safety
+    stock on such a day, for a SKU it can receive, is mapped to that SKU and the first such day."""
+    out: dict[str, tuple[str, int]] = {}
+    H = no_action.shape[1] if no_action.ndim == 2 else 0
+    for aid, sku, t in sorted(slots, key=lambda s: (s[2], s[0], s[1])):
+        if t >= freeze_days:
+            continue
+        a = arcs[aid]
+        p = pidx.get((a.destination, sku), -1)
+        if p < 0 or safety[p] <= 0:
+            continue
+        for day in range(t + a.lead_days, min(freeze_days + a.lead_days, H)):
+            if no_action[p, day] < safety[p] - 1e-6:
+                first = out.get(a.destination)
+                if first is None or day < first[1]:
+                    out[a.destination] = (sku, day)
+                break
+    return out
+
+
+END_COVER_MARGIN = 0.01  # per unit over the lane's unit cost: topping up beats leaving it to a later lane-day
+
+
+def _end_cover(
+    days: int,
+    candidate: set[tuple[str, str]],
+    arcs: dict[str, Arc],
+    demand: dict[Pair, tuple[float, ...]],
+    safety: dict[Pair, float],
+) -> dict[Pair, tuple[float, float]]:
+    """Pair -> (safety stock + `days` × its mean daily forecast, cheapest fixed-cost lane's unit cost +
+    END_COVER_MARGIN) for every destination of a candidate replenishment lane (from a site above,
+    not a supplier) with a fixed cost; `days` 0: none.
+
+    The cap is safety stock because a destination should end the horizon no lower than it starts one;
+    the other units are what it sells in the days after the horizon, which the next plan would otherwise
+    ship on a lane-day of its own."""
+    if days <= 0:
+        return {}
+    credit: dict[Pair, float] = {}
+    for aid, sku in candidate:
+        a = arcs[aid]
+        pair = (a.destination, sku)
+        if a.kind != "replenishment" or a.fixed_cost <= 0 or pair not in demand:
+            continue
+        credit[pair] = min(credit.get(pair, np.inf), a.cost_per_unit + END_COVER_MARGIN)
+    out: dict[Pair, tuple[float, float]] = {}
+    for pair, c in credit.items():
+        d = demand[pair]
+        cap = safety.get(pair, 0.0) + days * (sum(d) / len(d) if d else 0.0)
+        if cap > 0:
+            out[pair] = (float(cap), float(c))
+    return out
 
 
 def _planned_now(

@@ -174,6 +174,26 @@ class Policy(_Strict):
         "pays it, per lane and SKU (putting off a planned move costs as much as adding one), so a move the "
         "last plan put off to today is not put off again a day at a time until the destination runs short",
     )
+    release_now_cost_waived: Literal["never", "below_safety_stock"] = Field(
+        "never",
+        description="below_safety_stock: a destination whose stock, with no new move, would fall below "
+        "safety stock on a day only a move released by this cycle can reach (from the arrival of a "
+        "move shipped today to the day before one released by the next cycle could land) pays no "
+        "release-now cost on anything bound for it: a move is put off only while putting it off keeps "
+        "the destination at safety stock",
+    )
+    end_of_horizon_cover_days: int = Field(
+        0,
+        ge=0,
+        le=60,
+        description="stock a site replenished from above on a lane with a fixed cost still holds when the "
+        "horizon ends, up to its safety stock plus this many days of its forecast demand, is credited what "
+        "moving it there "
+        "later would cost per unit (its cheapest such lane's unit cost, plus 0.01): a lane-day opened "
+        "anyway also carries what the destination sells in the days after the horizon, which puts off "
+        "the next lane-day; the credit never pays for opening one. 0: no credit, a plan ships nothing for "
+        "after its horizon",
+    )
     unmet_demand: Literal["lost_sales", "backorders"] = "lost_sales"
     backorder_daily_penalty_share: float = Field(
         0.1,

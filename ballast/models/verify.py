@@ -84,8 +84,8 @@ def _replay(
 
 def plan_cost(inputs: NetworkInputs, flows: pl.DataFrame) -> float:
     """The coordinator's objective for a flow table, replayed as `verify_plan` replays it: moves (unit
-    costs, fixed lane-day costs, short-dated credit, release-now cost), holding, unmet demand and
-    safety-stock shortfall.
+    costs, fixed lane-day costs, short-dated credit, release-now cost), holding, unmet demand,
+    safety-stock shortfall and the end-of-horizon cover credit.
     It prices the plan that is published (after whole units), not the solve that led to it."""
     arcs, items = inputs.arcs, inputs.items
     arrivals: dict[tuple[str, str, int], float] = defaultdict(float)
@@ -122,6 +122,8 @@ def plan_cost(inputs: NetworkInputs, flows: pl.DataFrame) -> float:
                 total += (share + (item.shortage_penalty if t == last else 0.0)) * short
             if ss > 0:
                 total += inputs.shortfall_cost(pair, ss - level)
+        if levels:
+            total -= inputs.end_cover_credit(pair, levels[-1])
     return total
 
 

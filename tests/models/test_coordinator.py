@@ -558,6 +558,76 @@ def test_release_now_cost_still_lets_a_later_need_ride_with_an_urgent_move():
     assert result.record.objective == pytest.approx(50 + 20 + 20 * 0.1)
 
 
+@pytest.mark.parametrize(("waived", "ship_day", "objective"), [("never", 1, 116.0), ("below_safety_stock", 0, 115.0)])
+def test_a_move_is_put_off_only_while_the_destination_stays_at_safety_stock(waived, ship_day, objective):
+    # One lane (lead 1, 50 a shipping day, 1 a unit) carries two SKUs to B. X: 10 in stock, safety
+    # stock 8 (0.25 a unit-day below it), sells 3 a day: with no move it ends day 0 at 7 and day 1 at 4.
+    # Y: 50 sell on day 5. One lane-day carries both, and 11 X is all that is worth sending (a 12th
+    # would save 3 unit-days below safety stock, 0.75, for 1). Shipped today: 50 + 61 + 16 unit-days
+    # below safety stock (4.0) = 115, plus 6.1 of release-now premium on the 61 units; put off to
+    # tomorrow, X also spends day 1 at 4 (1.0): 116. So the premium puts the whole move off, as it
+    # would again the next day. Waived, it ships today: day 1 is the last day a move left to the next
+    # cycle cannot reach, and X would spend it below safety stock.
+    result = run(
+        sites=TWO,
+        lanes=[lane("A", "B", cost=1.0, fixed=50.0)],
+        inventory=[stock("A", 100), stock("B", 10), stock("A", 100, sku="Y"), stock("B", 0, sku="Y")],
+        items=[item(), item("Y")],
+        demand={("B", "X"): [3.0] * 7, ("B", "Y"): [0, 0, 0, 0, 0, 50, 0]},
+        safety={("B", "X"): 8.0},
+        pol=policy(horizon_days=7, safety_stock_shortfall_penalty_per_unit=0.25, release_now_cost_per_unit=0.1,
+                   release_now_cost_waived=waived),
+    )
+    flows = result.flows.group_by("sku", "ship_day").agg(pl.col("qty").sum()).sort("sku")
+    assert flows.rows() == [("X", ship_day, 11.0), ("Y", ship_day, 50.0)]
+    assert result.record.objective == pytest.approx(objective)
+    assert result.record.plan_cost == pytest.approx(objective)
+    assert result.inputs.release_now_waived == ({"B": ("X", 1)} if waived == "below_safety_stock" else {})
+    reasons = [json.loads(r).get("released_now") for r in result.orders["reason"]]
+    sentences = result.orders["explanation"].to_list()
+    if waived == "below_safety_stock":  # both orders say why they were not left to the next cycle
+        assert reasons == [{"sku": "X", "below_safety_stock_on": "2026-11-03"}] * 2
+        assert all("without it B is below safety stock of X on 2026-11-03" in s for s in sentences)
+    else:
+        assert reasons == [None, None]
+        assert not any("released now" in s for s in sentences)
+
+
+@pytest.mark.parametrize(
+    ("cover_days", "units", "objective"), [(0, 30.0, 80.0), (2, 50.0, 80.0 - 0.01 * 20)]
+)
+def test_a_lane_day_opened_anyway_carries_the_days_after_the_horizon(cover_days, units, objective):
+    # hub B sells 15 a day on days 1-2 of a 3-day horizon (10 a day on average); the lane from its DC
+    # (lead 1) costs 50 a shipping day and 1 a unit. With 2 days of end cover, up to 20 units left on
+    # day 2 are credited 1.01 each: the same lane-day carries them for 0.01 a unit less than the next
+    # plan would pay
+    result = run(
+        sites=[site("A"), site("B", kind="hub", echelon=2)],
+        lanes=[lane("A", "B", cost=1.0, fixed=50.0)],
+        inventory=[stock("A", 100), stock("B", 0)],
+        demand={("B", "X"): [0, 15, 15]},
+        pol=policy(horizon_days=3, end_of_horizon_cover_days=cover_days),
+    )
+    assert moved(result) == {("A", "B", 0): pytest.approx(units)}
+    assert result.record.objective == pytest.approx(objective)
+    assert result.record.plan_cost == pytest.approx(objective)
+
+
+def test_the_end_cover_credit_never_opens_a_lane_day_of_its_own():
+    # hub B holds what it sells in the horizon; 2 days of cover would credit 20 units 1.01 each
+    # (20.2), but the lane-day from its DC costs 50 + 20
+    result = run(
+        sites=[site("A"), site("B", kind="hub", echelon=2)],
+        lanes=[lane("A", "B", cost=1.0, fixed=50.0)],
+        inventory=[stock("A", 100), stock("B", 30)],
+        demand={("B", "X"): [10, 10, 10]},
+        pol=policy(horizon_days=3, end_of_horizon_cover_days=2),
+    )
+    assert moved(result) == {}
+    assert result.inputs.end_cover == {("B", "X"): (pytest.approx(20.0), pytest.approx(1.01))}
+    assert result.record.objective == pytest.approx(0.0)
+
+
 def _planned(*orders: tuple[str, str, int, float]) -> pl.DataFrame:
     """The previous plan's unreleased orders: (origin, destination, days after AS_OF, units), sku X, road."""
     return pl.DataFrame(
