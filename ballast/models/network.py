@@ -828,9 +828,9 @@ def _end_cover(
     END_COVER_MARGIN) for every destination of a candidate replenishment lane (from a site above,
     not a supplier) with a fixed cost; `days` 0: none.
 
-    The cap is safety stock because a destination should end the horizon no lower than it starts one;
-    the other units are what it sells in the days after the horizon, which the next plan would otherwise
-    ship on a lane-day of its own."""
+    The cap starts at safety stock, the buffer a destination should still hold when the horizon ends;
+    the units above it are what it sells in the days after the horizon, which a later plan would
+    otherwise ship on a lane-day of its own."""
     if days <= 0:
         return {}
     credit: dict[Pair, float] = {}
