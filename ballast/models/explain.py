@@ -258,8 +258,9 @@ def _sentence(
     parts.append(f"the move costs {_num(move_cost)} against {_num(avoided)} of shortage avoided")
     if released_now:
         parts.append(
-            f"released now, not left to the next cycle: without it {arc.destination} is below safety stock"
-            f" of {released_now['sku']} on {released_now['below_safety_stock_on']}, before a later move lands"
+            f"{arc.destination} pays no release-now cost this cycle: with no new move it is below safety stock"
+            f" of {released_now['sku']} on {released_now['below_safety_stock_on']}, before a move released"
+            " by the next cycle could land"
         )
     lost = [a for a in alternatives if not a["why_not"].startswith("also used")]
     if lost:

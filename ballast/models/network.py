@@ -537,18 +537,6 @@ def build_inputs(
                         nxt.append((a.origin, sku))
         frontier = sorted(set(nxt))
 
-    # end cover: a SKU a fixed-cost lane's destination ends the horizon short of may ride a lane-day
-    # opened for its other SKUs
-    if policy.end_of_horizon_cover_days > 0:
-        short_at_end = no_action[:, H - 1] < safety + policy.end_of_horizon_cover_days * demand.mean(axis=1) - 1e-9
-        for (site, sku), p in pidx.items():
-            if p < 0 or not short_at_end[p]:
-                continue
-            for aid in inbound_from_above.get(site, ()):
-                a = arcs[aid]
-                if a.kind == "replenishment" and a.fixed_cost > 0 and carries(a.origin, sku):
-                    candidate.add((aid, sku))
-
     # no ping-pong inside the plan: a site-SKU that receives does not also send sideways or up
     receivers = {(arcs[a].destination, k) for a, k in candidate | short_dated_candidates}
     candidate = {
@@ -557,6 +545,21 @@ def build_inputs(
     short_dated_candidates = {
         (a, k) for a, k in short_dated_candidates if (arcs[a].origin, k) not in receivers
     }
+
+    # end cover: a SKU a fixed-cost lane's destination ends the horizon short of may ride a lane-day
+    # opened for its other SKUs; added after the ping-pong rule, and never to a site-SKU that sends
+    # sideways or short-dated stock, so it takes no rescue move away
+    if policy.end_of_horizon_cover_days > 0:
+        senders = {(arcs[a].origin, k) for a, k in candidate if arcs[a].kind == "lateral"}
+        senders |= {(arcs[a].origin, k) for a, k in short_dated_candidates}
+        short_at_end = no_action[:, H - 1] < safety + policy.end_of_horizon_cover_days * demand.mean(axis=1) - 1e-9
+        for (site, sku), p in pidx.items():
+            if p < 0 or not short_at_end[p] or (site, sku) in senders:
+                continue
+            for aid in inbound_from_above.get(site, ()):
+                a = arcs[aid]
+                if a.kind == "replenishment" and a.fixed_cost > 0 and carries(a.origin, sku):
+                    candidate.add((aid, sku))
 
     # ---- in-model pairs and slots -----------------------------------------------------------------
     in_model: set[Pair] = set()
@@ -645,7 +648,7 @@ def build_inputs(
     for (s, k, _t), q in rec_map.items():
         usable[k] += q
         rec_total[(s, k)] += q
-    end_cover = _end_cover(policy.end_of_horizon_cover_days, candidate, arcs, dem, ss_map)
+    end_cover = _end_cover(policy.end_of_horizon_cover_days, candidate | short_dated_candidates, arcs, dem, ss_map)
     has_inbound = {(arcs[a].destination, k) for a, k in candidate}
     has_outbound = {(arcs[a].origin, k) for a, k in candidate | short_dated_candidates}
     ship_upper: dict[tuple[str, str], float] = {}
@@ -661,7 +664,8 @@ def build_inputs(
             # a site that passes nothing on never usefully receives more than it sells plus safety stock
             # (but a lane or policy minimum may force more than that onto the truck)
             # (with backorders, demand before the arrival still waits for it)
-            useful = sum(dem[dest][0 if backorders else a.lead_days :]) + ss_map[dest] + end_cover.get(dest, (0.0,))[0]
+            after = end_cover[dest][0] - ss_map[dest] if dest in end_cover else 0.0  # end cover past safety stock
+            useful = sum(dem[dest][0 if backorders else a.lead_days :]) + ss_map[dest] + after
             floor = max(a.min_units or 0.0, item_map[sku].min_transfer_units if a.kind == "lateral" else 0.0)
             bound = min(bound, max(useful, floor))
         ship_upper[(aid, sku)] = bound
@@ -793,8 +797,8 @@ def release_now_waived(
     """Destinations a move released now keeps at safety stock and one left to the next cycle cannot.
 
     For every slot inside the freeze window, the days from the arrival of a move shipped then to the
-    day before a move shipped on the first day after the window could land are days only this cycle
-    can reach. A destination whose stock with no new move (`no_action`, end of day) falls below safety
+    day before a move shipped on the first day after the window could land are days only a move
+    released by this cycle can reach. A destination whose stock with no new move (`no_action`, end of day) falls below safety
     stock on such a day, for a SKU it can receive, is mapped to that SKU and the first such day."""
     out: dict[str, tuple[str, int]] = {}
     H = no_action.shape[1] if no_action.ndim == 2 else 0
@@ -824,28 +828,31 @@ def _end_cover(
     demand: dict[Pair, tuple[float, ...]],
     safety: dict[Pair, float],
 ) -> dict[Pair, tuple[float, float]]:
-    """Pair -> (safety stock + `days` × its mean daily forecast, cheapest fixed-cost lane's unit cost +
-    END_COVER_MARGIN) for every destination of a candidate replenishment lane (from a site above,
-    not a supplier) with a fixed cost; `days` 0: none.
+    """Pair -> (safety stock + `days` × its mean daily forecast, credit per unit) for every destination
+    of a candidate replenishment lane (from a site above, not a supplier) with a fixed cost; `days` 0:
+    none.
 
+    The credit is the unit cost of the cheapest candidate lane into the pair, of any kind, plus
+    END_COVER_MARGIN, so no lane earns more than the margin by filling it; a pair that some candidate
+    lane without a fixed cost reaches gets none (it can be topped up any day, no lane-day to save).
     The cap starts at safety stock, the buffer a destination should still hold when the horizon ends;
     the units above it are what it sells in the days after the horizon, which a later plan would
     otherwise ship on a lane-day of its own."""
     if days <= 0:
         return {}
-    credit: dict[Pair, float] = {}
+    inbound: dict[Pair, list[Arc]] = defaultdict(list)
     for aid, sku in candidate:
-        a = arcs[aid]
-        pair = (a.destination, sku)
-        if a.kind != "replenishment" or a.fixed_cost <= 0 or pair not in demand:
-            continue
-        credit[pair] = min(credit.get(pair, np.inf), a.cost_per_unit + END_COVER_MARGIN)
+        inbound[(arcs[aid].destination, sku)].append(arcs[aid])
     out: dict[Pair, tuple[float, float]] = {}
-    for pair, c in credit.items():
+    for pair, lanes in inbound.items():
+        if pair not in demand or not any(a.kind == "replenishment" and a.fixed_cost > 0 for a in lanes):
+            continue
+        if any(a.fixed_cost <= 0 for a in lanes):
+            continue
         d = demand[pair]
         cap = safety.get(pair, 0.0) + days * (sum(d) / len(d) if d else 0.0)
         if cap > 0:
-            out[pair] = (float(cap), float(c))
+            out[pair] = (float(cap), min(a.cost_per_unit for a in lanes) + END_COVER_MARGIN)
     return out
 
 

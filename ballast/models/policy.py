@@ -178,7 +178,8 @@ class Policy(_Strict):
         "never",
         description="below_safety_stock: a destination whose stock, with no new move, would fall below "
         "safety stock on a day only a move released by this cycle can reach (from the arrival of a "
-        "move shipped today to the day before one released by the next cycle could land) pays no "
+        "move shipped today to the day before one shipped on the first day after the freeze window "
+        "could land) pays no "
         "release-now cost on anything bound for it: a move is put off only while putting it off keeps "
         "the destination at safety stock",
     )
@@ -188,11 +189,11 @@ class Policy(_Strict):
         le=60,
         description="stock a site replenished from above on a lane with a fixed cost still holds when the "
         "horizon ends, up to its safety stock plus this many days of its forecast demand, is credited what "
-        "moving it there "
-        "later would cost per unit (its cheapest such lane's unit cost, plus 0.01): a lane-day opened "
-        "anyway also carries what the destination sells in the days after the horizon, which puts off "
-        "the next lane-day; the credit never pays for opening one. 0: no credit, a plan ships nothing for "
-        "after its horizon",
+        "moving it there later would cost per unit (the cheapest lane into it, plus 0.01; nothing where a "
+        "lane without a fixed cost reaches it): a lane-day opened anyway also carries what the destination "
+        "sells in the days after the horizon, which puts off the next lane-day. The credit opens a "
+        "lane-day of its own only where 0.01 a credited unit outweighs the lane's fixed cost. 0: no "
+        "credit, a plan ships nothing for after its horizon",
     )
     unmet_demand: Literal["lost_sales", "backorders"] = "lost_sales"
     backorder_daily_penalty_share: float = Field(

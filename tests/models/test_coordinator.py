@@ -587,10 +587,11 @@ def test_a_move_is_put_off_only_while_the_destination_stays_at_safety_stock(waiv
     sentences = result.orders["explanation"].to_list()
     if waived == "below_safety_stock":  # both orders say why they were not left to the next cycle
         assert reasons == [{"sku": "X", "below_safety_stock_on": "2026-11-03"}] * 2
-        assert all("without it B is below safety stock of X on 2026-11-03" in s for s in sentences)
+        assert all("B pays no release-now cost this cycle: with no new move it is below safety stock of X on"
+                   " 2026-11-03" in s for s in sentences)
     else:
         assert reasons == [None, None]
-        assert not any("released now" in s for s in sentences)
+        assert not any("release-now" in s for s in sentences)
 
 
 @pytest.mark.parametrize(
@@ -626,6 +627,39 @@ def test_the_end_cover_credit_never_opens_a_lane_day_of_its_own():
     assert moved(result) == {}
     assert result.inputs.end_cover == {("B", "X"): (pytest.approx(20.0), pytest.approx(1.01))}
     assert result.record.objective == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("cover_days", [0, 5])
+def test_end_cover_takes_no_rescue_move_away(cover_days):
+    # Hub B holds 10 and 30 short-dated units expiring on day 2; hub C sells 30. End cover would have B
+    # topped up from its DC for after the horizon, but a site-SKU that sends sideways does not also
+    # receive (no ping-pong), so B stays a sender: C still gets the short-dated units it can sell
+    sites = [site("D"), site("B", kind="hub", echelon=2), site("C", kind="hub", echelon=2)]
+    result = run(
+        sites=sites,
+        lanes=[lane("D", "B", cost=1.0, fixed=50.0), lane("B", "C", cost=1.0)],
+        inventory=[stock("D", 100), stock("B", 10),
+                   stock("B", 30, lot="L1", expiry_date=AS_OF + timedelta(days=2)), stock("C", 0)],
+        demand={("B", "X"): [2, 2, 2, 2], ("C", "X"): [0, 10, 10, 10]},
+        pol=policy(horizon_days=4, end_of_horizon_cover_days=cover_days),
+    )
+    assert result.flows["short_dated_qty"].sum() == pytest.approx(10.0)
+    assert ("B", "X") not in result.inputs.end_cover
+
+
+def test_no_end_cover_credit_where_a_lane_without_a_fixed_cost_reaches():
+    # DC B is bought for from its supplier (0.5 a unit, no fixed cost) and replenished from the plant
+    # (fixed 50): it can be topped up any day, so there is no lane-day to save and no credit
+    sup = site("SUP-01", kind="supplier", echelon=0)
+    result = run(
+        sites=[sup, site("P", kind="plant", echelon=0), site("B", echelon=1)],
+        lanes=[lane("SUP-01", "B", cost=0.5), lane("P", "B", cost=1.0, fixed=50.0)],
+        inventory=[stock("P", 100), stock("B", 0)],
+        demand={("B", "X"): [0, 10, 10]},
+        pol=policy(horizon_days=3, end_of_horizon_cover_days=5),
+    )
+    assert result.inputs.end_cover == {}
+    assert sum(moved(result).values()) == pytest.approx(20.0)
 
 
 def _planned(*orders: tuple[str, str, int, float]) -> pl.DataFrame:
