@@ -231,7 +231,7 @@ def _released_now(inputs: NetworkInputs, destination: str, t: int) -> dict | Non
 
 
 def _sentence(
-    inputs, arc, sku, qty, sd, ship, arrive, dest, src, move_cost, avoided, alternatives, released_now=None
+    inputs, arc, sku, qty, sd, ship, arrive, dest, src, move_cost, avoided, alternatives, released_now
 ) -> str:
     verb = "Buy" if arc.kind == "purchase" else "Move"
     head = f"{verb} {_num(qty)} u of {sku} {arc.origin} → {arc.destination} by {arc.mode} on {ship} (arrives {arrive})"

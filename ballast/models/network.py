@@ -798,8 +798,9 @@ def release_now_waived(
 
     For every slot inside the freeze window, the days from the arrival of a move shipped then to the
     day before a move shipped on the first day after the window could land are days only a move
-    released by this cycle can reach. A destination whose stock with no new move (`no_action`, end of day) falls below safety
-    stock on such a day, for a SKU it can receive, is mapped to that SKU and the first such day."""
+    released by this cycle can reach. A destination whose stock with no new move (`no_action`, end
+    of day) falls below safety stock on such a day, for a SKU it can receive, is mapped to that SKU
+    and the first such day."""
     out: dict[str, tuple[str, int]] = {}
     H = no_action.shape[1] if no_action.ndim == 2 else 0
     for aid, sku, t in sorted(slots, key=lambda s: (s[2], s[0], s[1])):

@@ -122,8 +122,7 @@ def plan_cost(inputs: NetworkInputs, flows: pl.DataFrame) -> float:
                 total += (share + (item.shortage_penalty if t == last else 0.0)) * short
             if ss > 0:
                 total += inputs.shortfall_cost(pair, ss - level)
-        if levels:
-            total -= inputs.end_cover_credit(pair, levels[-1])
+        total -= inputs.end_cover_credit(pair, levels[-1])  # a horizon has at least one day
     return total
 
 
