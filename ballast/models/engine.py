@@ -61,6 +61,8 @@ class EngineOptions:
     # deterministic LP-rounded rung: slope scaling, rounding, LP repair. None: always try the MIP.
     mip_max_columns: int | None = 20_000
     slope_scaling_rounds: int = 30
+    # lane-day moves tried on a MIP incumbent stopped by its time limit (`ladder.polish_lane_days`)
+    polish_moves: int = 40
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,7 @@ def ladder_options(policy: Policy, options: EngineOptions, workers_sharing: int 
         highs_options=options.highs_options,
         mip_max_columns=options.mip_max_columns,
         slope_scaling_rounds=options.slope_scaling_rounds,
+        polish_moves=options.polish_moves,
     )
 
 

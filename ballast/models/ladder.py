@@ -70,6 +70,10 @@ class LadderOptions:
     # slope-scaling rounds before the LP relaxation is rounded (each re-prices every lane-day's fixed
     # cost by the flow it carried in the round before; 0: round the plain relaxation)
     slope_scaling_rounds: int = 30
+    # after a MIP stopped by its time limit: at most this many lane-day moves (close one, or shift it
+    # a day), each a MIP with every lane-day fixed, kept when it lowers the objective (0: none)
+    polish_moves: int = 40
+    polish_time_limit_seconds: float = 5.0  # per move
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,10 +250,19 @@ def solve_with_ladder(inputs: NetworkInputs, options: LadderOptions) -> tuple[pl
             rung = "mip"
         elif mip_result.status == "feasible" and "incumbent" in rungs:
             rung = "incumbent"
+        polished = ""
+        if rung == "incumbent" and options.polish_moves > 0 and len(model.lane_open) and mip_result.objective:
+            outcome, results = polish_lane_days(model, inputs, options, mip_result.objective)
+            for result in results:
+                _account(clock, result, primary=False)
+            polished = f", {outcome.summary()}"
+            if outcome.kept:
+                mip_result = replace(mip_result, objective=outcome.after, mip_gap=_gap_after(mip_result, outcome.after))
+                clock.last = mip_result
         if rung is not None:
             flows, report = _extract_and_verify(model, inputs, clock)
             if report.ok:
-                clock.attempts.append(Attempt(rung, f"{mip_result.termination}, verified"))
+                clock.attempts.append(Attempt(rung, f"{mip_result.termination}{polished}, verified"))
                 return flows, _record(rung, clock, report)
             clock.attempts.append(Attempt(rung, f"did not verify: {report.summary()}"))
             logger.warning("rung %s did not verify: %s", rung, report.summary())
@@ -284,6 +297,14 @@ def solve_with_ladder(inputs: NetworkInputs, options: LadderOptions) -> tuple[pl
     clock.attempts.append(Attempt("empty", "no new orders"))
     logger.error(alert)
     return flows, _record("empty", clock, report, alerts=(alert,))
+
+
+def _gap_after(result: SolveResult, objective: float) -> float | None:
+    """The MIP's relative gap for a better plan found after it stopped, against its own dual bound."""
+    if result.mip_gap is None or result.objective is None:
+        return None
+    bound = result.objective - result.mip_gap * abs(result.objective)
+    return max(objective - bound, 0.0) / max(abs(objective), 1e-9)
 
 
 def _lp_rounded(
@@ -354,6 +375,100 @@ def _lane_flows(model: pyo.ConcreteModel) -> dict[tuple[str, int], float]:
     for (a, _k, t), v in list(model.ship_units.items()) + list(model.short_dated_ship_units.items()):
         flow_on[(a, t)] += v.value or 0.0
     return flow_on
+
+
+@dataclass(frozen=True, slots=True)
+class PolishOutcome:
+    """What `polish_lane_days` did to a time-limited incumbent."""
+
+    tried: int
+    kept: tuple[str, ...]  # the moves that lowered the objective, in order ("close a@t", "shift a@t→u")
+    before: float
+    after: float
+    seconds: float
+
+    def summary(self) -> str:
+        if not self.kept:
+            return f"polish: none of {self.tried} lane-day moves lowered the objective"
+        return (
+            f"polish: {len(self.kept)} of {self.tried} lane-day moves kept ({', '.join(self.kept)}), "
+            f"objective {self.before:.1f} → {self.after:.1f}"
+        )
+
+
+def _lane_day_moves(
+    open_days: list[tuple[str, int]], closed: set[tuple[str, int]], flow_on: dict[tuple[str, int], float], freeze: int
+) -> list[tuple[str, dict[tuple[str, int], float]]]:
+    """Close an open lane-day, or shift it to the closed day before or after on its lane.
+
+    Lane-days inside the freeze window come first (their orders are released by this cycle, so
+    waste there is paid for; a later one is re-planned by the next cycle anyway), then the rest;
+    within each, the emptiest first (the likeliest to be a top-up another lane-day could carry)."""
+    moves: list[tuple[str, dict[tuple[str, int], float]]] = []
+    for a, t in sorted(open_days, key=lambda d: (d[1] >= freeze, flow_on.get(d, 0.0), d)):
+        moves.append((f"close {a}@{t}", {(a, t): 0.0}))
+        for u in (t + 1, t - 1):
+            if (a, u) in closed:
+                moves.append((f"shift {a}@{t}→{u}", {(a, t): 0.0, (a, u): 1.0}))
+    return moves
+
+
+def polish_lane_days(
+    model: pyo.ConcreteModel, inputs: NetworkInputs, options: LadderOptions, incumbent: float
+) -> tuple[PolishOutcome, list[SolveResult]]:
+    """Local search over the lane-days of a time-limited MIP incumbent (loaded in `model`).
+
+    A MIP stopped by its clock often holds a lane-day it would have closed with more time: two
+    lane-days on one lane a day apart, or a top-up of a few units. Each move closes one open
+    lane-day or shifts it a day (`_lane_day_moves`) and re-solves with every lane-day binary fixed
+    (the order binaries stay free: a small MIP that HiGHS closes in well under a second here), warm
+    started from the current plan. A move that lowers the objective is kept and the moves are drawn
+    again from the new plan; the search stops after `options.polish_moves` moves or when no move
+    helps. The best plan found is left loaded in the model, every binary unfixed."""
+    t0 = time.perf_counter()
+    sub = replace(
+        _opts(options, time_limit=options.polish_time_limit_seconds), mip_gap=1e-4, start="current"
+    )
+    variables = list(model.component_data_objects(pyo.Var, descend_into=True))
+    best = incumbent
+    best_values = [v.value for v in variables]
+    state = {key: round(y.value or 0.0) for key, y in model.lane_open.items()}
+    kept: list[str] = []
+    tried: set[tuple[tuple[tuple[str, int], float], ...]] = set()
+    results: list[SolveResult] = []
+    improved = True
+    while improved and len(results) < options.polish_moves:
+        improved = False
+        flow_on = _lane_flows(model)
+        open_days = [key for key, y in state.items() if y]
+        closed = {key for key, y in state.items() if not y}
+        for label, change in _lane_day_moves(open_days, closed, flow_on, inputs.freeze_days):
+            signature = tuple(sorted({**state, **change}.items()))
+            if signature in tried:
+                continue
+            if len(results) >= options.polish_moves:
+                break
+            tried.add(signature)
+            for key, y in model.lane_open.items():
+                y.fix(float(change.get(key, state[key])))
+            result = solve(model, sub)
+            results.append(result)
+            if result.has_solution and result.objective is not None and result.objective < best - max(
+                1e-6 * abs(best), 1e-3
+            ):
+                best = result.objective
+                best_values = [v.value for v in variables]
+                state.update({key: int(val) for key, val in change.items()})
+                kept.append(label)
+                improved = True
+                break
+            for v, val in zip(variables, best_values, strict=True):  # back to the best plan
+                if not v.fixed:
+                    v.set_value(val, skip_validation=True)
+    _unfix(model)
+    for v, val in zip(variables, best_values, strict=True):
+        v.set_value(val, skip_validation=True)
+    return PolishOutcome(len(results), tuple(kept), incumbent, best, time.perf_counter() - t0), results
 
 
 def _slope_scaling(

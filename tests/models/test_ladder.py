@@ -7,10 +7,11 @@ from datetime import timedelta
 import polars as pl
 import pytest
 
-from ballast.models.ladder import LadderOptions, greedy_plan, solve_with_ladder
+from ballast.models.coordinator import SolveOptions, build_model, extract_plan, solve
+from ballast.models.ladder import LadderOptions, greedy_plan, polish_lane_days, solve_with_ladder
 from ballast.models.positions import RELEASED_ORDER_SCHEMA
 from ballast.models.verify import verify_plan
-from tests.models.test_coordinator import AS_OF, lane, run, site, stock
+from tests.models.test_coordinator import AS_OF, lane, policy, run, site, stock
 
 PRESOLVE_OFF = (("presolve", "off"),)  # presolve alone solves these tiny MIPs before any time check
 
@@ -49,6 +50,61 @@ def test_rung_incumbent_when_the_mip_stops_early_with_a_solution():
     assert record.verification.ok
     assert flows.is_empty()  # the seeded do-nothing plan: 10 units lost at 5/u
     assert record.objective == pytest.approx(50.0)
+
+
+def _one_lane_two_days():
+    """A→B takes a day at 1/u plus 5 a lane-day; B sells 10 on days 1 and 2 from nothing. Best: one
+    lane-day on day 0 carrying 20 (20 + 5 = 25)."""
+    return run(
+        sites=[site("A"), site("B")],
+        lanes=[lane("A", "B", cost=1.0, fixed=5.0)],
+        inventory=[stock("A", 100), stock("B", 0)],
+        demand={("B", "X"): [0, 10, 10]},
+        pol=policy(horizon_days=3),
+    ).inputs
+
+
+@pytest.mark.parametrize(
+    ("incumbent_days", "incumbent", "kept"),
+    [
+        ({0, 1}, 30.0, "close"),  # two lane-days a day apart, as a MIP stopped by its clock may leave
+        ({1}, 65.0, "shift"),  # the one lane-day a day late: day 1's 10 units lost at 5/u
+    ],
+)
+def test_polish_closes_or_shifts_a_wasted_lane_day_of_an_incumbent(incumbent_days, incumbent, kept):
+    inputs = _one_lane_two_days()
+    model = build_model(inputs)
+    for (_a, t), y in model.lane_open.items():
+        y.fix(1.0 if t in incumbent_days else 0.0)
+    assert solve(model, SolveOptions()).objective == pytest.approx(incumbent)
+    outcome, results = polish_lane_days(model, inputs, LadderOptions(), incumbent)
+    assert [move.split()[0] for move in outcome.kept] == [kept]
+    assert (outcome.before, outcome.after) == (incumbent, pytest.approx(25.0))
+    assert outcome.tried == len(results) >= 2  # a worse move was tried and dropped before the kept one
+    assert not any(y.fixed for y in model.lane_open.values())  # the model is handed back unfixed
+    assert extract_plan(model).select("ship_day", "qty").rows() == [(0, 20.0)]  # the better plan is loaded
+    assert outcome.summary().endswith(f"objective {incumbent:.1f} → 25.0")
+
+
+def test_polish_keeps_an_incumbent_no_single_move_improves():
+    inputs = _one_lane_two_days()
+    model = build_model(inputs)
+    assert solve(model, SolveOptions()).objective == pytest.approx(25.0)  # the optimum
+    outcome, results = polish_lane_days(model, inputs, LadderOptions(), 25.0)
+    assert outcome.kept == () and outcome.after == 25.0 and len(results) == outcome.tried >= 2
+    assert outcome.summary() == f"polish: none of {outcome.tried} lane-day moves lowered the objective"
+    assert extract_plan(model).select("ship_day", "qty").rows() == [(0, 20.0)]
+
+
+def test_polish_stops_at_its_move_budget():
+    inputs = _one_lane_two_days()
+    model = build_model(inputs)
+    for (_a, t), y in model.lane_open.items():
+        y.fix(1.0 if t == 1 else 0.0)
+    solve(model, SolveOptions())
+    outcome, _ = polish_lane_days(model, inputs, LadderOptions(polish_moves=1), 65.0)
+    assert outcome.tried == 1 and outcome.kept == ()  # the first move (close the only lane-day) is worse
+    assert extract_plan(model).select("ship_day", "qty").rows() == [(1, 10.0)]  # the incumbent is kept
 
 
 def test_rung_lp_rounded_after_a_forced_time_out():
