@@ -440,7 +440,7 @@ def build_inputs(
         for r in lanes.iter_rows(named=True)
         if r["origin"] in site_map
         and r["destination"] in site_map
-        and r["lead_time_days"] < H
+        and r["lead_time_days"] + policy.safety_time_days < H
         and not is_forbidden(policy, r["origin"], r["destination"], r["mode"], countries)
     ]
     forbidden = frozenset(
@@ -464,7 +464,7 @@ def build_inputs(
             d.site_id,
             r["mode"],
             kind,
-            int(r["lead_time_days"]),
+            int(r["lead_time_days"]) + policy.safety_time_days,  # planned: nominal lead plus safety time
             float(r["cost_per_unit"]),
             float(r["fixed_cost"]),
             r["capacity_per_day"],

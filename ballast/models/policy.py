@@ -195,6 +195,15 @@ class Policy(_Strict):
         "lane-day of its own only where 0.01 a credited unit outweighs the lane's fixed cost. 0: no "
         "credit, a plan ships nothing for after its horizon",
     )
+    safety_time_days: int = Field(
+        0,
+        ge=0,
+        le=7,
+        description="safety time: a new move is planned to land this many days after its lane's nominal "
+        "lead time, so it is shipped that much before the day its destination needs it and a shipment "
+        "running late (a truck a day behind, a port holding a container) still lands in time. An order's "
+        "arrive date is that planned receipt. Shipments already in transit keep the date the TMS gives",
+    )
     unmet_demand: Literal["lost_sales", "backorders"] = "lost_sales"
     backorder_daily_penalty_share: float = Field(
         0.1,

@@ -904,3 +904,22 @@ def test_skus_split_into_independent_groups_unless_something_couples_them(fixed,
     assert result.record.groups == groups
     assert result.flows["qty"].sum() == pytest.approx(20.0)
     assert result.verification.ok
+
+
+@pytest.mark.parametrize(("safety_time", "ship_days"), [(0, [1, 2]), (1, [0, 1])])
+def test_safety_time_ships_each_move_that_many_days_before_its_destination_needs_it(safety_time, ship_days):
+    # given: B holds 20 and sells 10 a day; A→B takes a day; holding makes every move just in time
+    result = run(
+        sites=TWO,
+        items=[item("X", holding=0.1)],
+        lanes=[lane("A", "B")],
+        inventory=[stock("A", 100), stock("B", 20)],
+        demand={("B", "X"): [10, 10, 10, 10]},
+        pol=policy(horizon_days=4, safety_time_days=safety_time),
+    )
+    # then: the 10 units B sells on days 2 and 3 are planned to land safety time ahead of the nominal
+    # lead, so they ship that much earlier; the order's arrive day is that planned receipt
+    rows = result.flows.select("ship_day", "arrive_day", "qty").rows()
+    assert rows == [(t, t + 1 + safety_time, 10.0) for t in ship_days]
+    assert result.verification.ok
+    assert result.inputs.arcs["A>B:road"].lead_days == 1 + safety_time
