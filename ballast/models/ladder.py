@@ -389,10 +389,10 @@ class PolishOutcome:
 
     def summary(self) -> str:
         if not self.kept:
-            return f"polish: none of {self.tried} lane-day moves lowered the objective"
+            return f"polish: none of {self.tried} lane-day moves lowered the objective ({self.seconds:.1f} s)"
         return (
             f"polish: {len(self.kept)} of {self.tried} lane-day moves kept ({', '.join(self.kept)}), "
-            f"objective {self.before:.1f} → {self.after:.1f}"
+            f"objective {self.before:.1f} → {self.after:.1f} ({self.seconds:.1f} s)"
         )
 
 
