@@ -71,9 +71,10 @@ class LadderOptions:
     # cost by the flow it carried in the round before; 0: round the plain relaxation)
     slope_scaling_rounds: int = 30
     # after a MIP stopped by its time limit: at most this many lane-day moves (close one, or shift it
-    # a day), each a MIP with every lane-day fixed, kept when it lowers the objective (0: none)
+    # a day), each a MIP with every lane-day fixed, kept when it lowers the objective (0: none), in
+    # at most `polish_seconds` all told
     polish_moves: int = 40
-    polish_time_limit_seconds: float = 5.0  # per move
+    polish_seconds: float = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,11 +425,10 @@ def polish_lane_days(
     (the order binaries stay free: a small MIP that HiGHS closes in well under a second here), warm
     started from the current plan. A move that lowers the objective is kept and the moves are drawn
     again from the new plan; the search stops after `options.polish_moves` moves or when no move
-    helps. The best plan found is left loaded in the model, every binary unfixed."""
+    helps, or when `options.polish_seconds` are spent (each move may use what is left of them). The
+    best plan found is left loaded in the model, every binary unfixed."""
     t0 = time.perf_counter()
-    sub = replace(
-        _opts(options, time_limit=options.polish_time_limit_seconds), mip_gap=1e-4, start="current"
-    )
+    sub = replace(_opts(options), mip_gap=1e-4, start="current")
     variables = list(model.component_data_objects(pyo.Var, descend_into=True))
     best = incumbent
     best_values = [v.value for v in variables]
@@ -437,7 +437,7 @@ def polish_lane_days(
     tried: set[tuple[tuple[tuple[str, int], float], ...]] = set()
     results: list[SolveResult] = []
     improved = True
-    while improved and len(results) < options.polish_moves:
+    while improved and len(results) < options.polish_moves and time.perf_counter() - t0 < options.polish_seconds:
         improved = False
         flow_on = _lane_flows(model)
         open_days = [key for key, y in state.items() if y]
@@ -446,12 +446,13 @@ def polish_lane_days(
             signature = tuple(sorted({**state, **change}.items()))
             if signature in tried:
                 continue
-            if len(results) >= options.polish_moves:
+            left = options.polish_seconds - (time.perf_counter() - t0)
+            if len(results) >= options.polish_moves or left <= 0:
                 break
             tried.add(signature)
             for key, y in model.lane_open.items():
                 y.fix(float(change.get(key, state[key])))
-            result = solve(model, sub)
+            result = solve(model, replace(sub, time_limit_seconds=left))
             results.append(result)
             if result.has_solution and result.objective is not None and result.objective < best - max(
                 1e-6 * abs(best), 1e-3

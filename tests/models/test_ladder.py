@@ -98,14 +98,15 @@ def test_polish_keeps_an_incumbent_no_single_move_improves():
     assert extract_plan(model).select("ship_day", "qty").rows() == [(0, 20.0)]
 
 
-def test_polish_stops_at_its_move_budget():
+@pytest.mark.parametrize(("budget", "tried"), [({"polish_moves": 1}, 1), ({"polish_seconds": 0.0}, 0)])
+def test_polish_stops_at_its_budget(budget, tried):
     inputs = _one_lane_two_days()
     model = build_model(inputs)
     for (_a, t), y in model.lane_open.items():
         y.fix(1.0 if t == 1 else 0.0)
     solve(model, SolveOptions())
-    outcome, _ = polish_lane_days(model, inputs, LadderOptions(polish_moves=1), 65.0)
-    assert outcome.tried == 1 and outcome.kept == ()  # the first move (close the only lane-day) is worse
+    outcome, _ = polish_lane_days(model, inputs, LadderOptions(**budget), 65.0)
+    assert outcome.tried == tried and outcome.kept == ()  # the first move (close the only lane-day) is worse
     assert extract_plan(model).select("ship_day", "qty").rows() == [(1, 10.0)]  # the incumbent is kept
 
 
