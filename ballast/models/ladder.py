@@ -419,11 +419,11 @@ def polish_lane_days(
 ) -> tuple[PolishOutcome, list[SolveResult]]:
     """Local search over the lane-days of a time-limited MIP incumbent (loaded in `model`).
 
-    A MIP stopped by its clock often holds a lane-day it would have closed with more time: two
+    A MIP stopped by its clock may hold a lane-day it would have closed or moved with more time: two
     lane-days on one lane a day apart, or a top-up of a few units. Each move closes one open
     lane-day or shifts it a day (`_lane_day_moves`) and re-solves with every lane-day binary fixed
-    (the order binaries stay free: a small MIP that HiGHS closes in well under a second here), warm
-    started from the current plan. A move that lowers the objective is kept and the moves are drawn
+    (the order binaries stay free: a small MIP, about a second on the twin's network), warm started
+    from the current plan. A move that lowers the objective is kept and the moves are drawn
     again from the new plan; the search stops after `options.polish_moves` moves or when no move
     helps, or when `options.polish_seconds` are spent (each move may use what is left of them). The
     best plan found is left loaded in the model, every binary unfixed."""
