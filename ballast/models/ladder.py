@@ -252,8 +252,9 @@ def solve_with_ladder(inputs: NetworkInputs, options: LadderOptions) -> tuple[pl
         elif mip_result.status == "feasible" and "incumbent" in rungs:
             rung = "incumbent"
         polished = ""
-        if rung == "incumbent" and options.polish_moves > 0 and len(model.lane_open) and mip_result.objective:
-            outcome, results = polish_lane_days(model, inputs, options, mip_result.objective)
+        objective = mip_result.objective
+        if rung == "incumbent" and options.polish_moves > 0 and len(model.lane_open) and objective is not None:
+            outcome, results = polish_lane_days(model, inputs, options, objective)
             for result in results:
                 _account(clock, result, primary=False)
             polished = f", {outcome.summary()}"
@@ -437,7 +438,7 @@ def polish_lane_days(
     tried: set[tuple[tuple[tuple[str, int], float], ...]] = set()
     results: list[SolveResult] = []
     improved = True
-    while improved and len(results) < options.polish_moves and time.perf_counter() - t0 < options.polish_seconds:
+    while improved:  # the budgets are checked before each move
         improved = False
         flow_on = _lane_flows(model)
         open_days = [key for key, y in state.items() if y]
