@@ -27,6 +27,7 @@ from ballast.tasks.twin import (
     land_day_task,
     network_task,
     record_task,
+    solver_stops_task,
     step_task,
     take_orders_task,
     tune_task,
@@ -163,6 +164,7 @@ def simulate(params: SimulateParams) -> dict:
                     sim.ledger,
                     bound,
                     twin,
+                    solver_stops_task(run_home),
                 )
                 runs += 1
     report = report_task(sim_home)

@@ -40,6 +40,8 @@ KPI_COLUMNS = (
     ("approval_share", "needing approval", "{:.1%}"),
     ("short_shipped_units", "short-shipped units", "{:,.0f}"),
     ("refused_cycles", "refused cycles", "{:,.0f}"),
+    ("clock_stopped_cycles", "cycles a solver clock stopped (load-dependent)", "{:,.0f}"),
+    ("node_limited_cycles", "cycles stopped at the node limit", "{:,.0f}"),
 )
 POLICY_ORDER = ("ballast", "no_transfers", "reactive", "bound")
 COLORS = {"ballast": "#1f5fa8", "no_transfers": "#b00020", "reactive": "#e08a00", "bound": "#1b7f3b"}

@@ -141,6 +141,7 @@ def ladder_options(policy: Policy, options: EngineOptions, workers_sharing: int 
         mip_max_columns=options.mip_max_columns,
         slope_scaling_rounds=options.slope_scaling_rounds,
         polish_moves=options.polish_moves,
+        mip_max_nodes=policy.solver.mip_max_nodes,
     )
 
 

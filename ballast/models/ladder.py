@@ -5,7 +5,8 @@ fails (no solution, or a plan that does not verify) hands over to the next one. 
 which rung answered, the solver status and gap, and the build / handoff / solve / extract times.
 
 * ``mip``: the full model within the time limit, solved to the policy's MIP gap.
-* ``incumbent``: the MIP stopped (time or solution limit) with a feasible solution; it is used.
+* ``incumbent``: the MIP stopped (time, node or solution limit) with a feasible solution; it is used,
+  after a lane-day polish (`polish_lane_days`).
 * ``lp_rounded``: the LP relaxation, then slope scaling of the lane-day fixed costs (a few
   warm-started LPs that gather flow onto fewer lane-days); every lane-day or order binary whose
   flow the best round uses is opened (and an order below its minimum is dropped), then the LP is
@@ -70,11 +71,15 @@ class LadderOptions:
     # slope-scaling rounds before the LP relaxation is rounded (each re-prices every lane-day's fixed
     # cost by the flow it carried in the round before; 0: round the plain relaxation)
     slope_scaling_rounds: int = 30
-    # after a MIP stopped by its time limit: at most this many lane-day moves (close one, or shift it
-    # a day), each a MIP with every lane-day fixed, kept when it lowers the objective (0: none), in
-    # at most `polish_seconds` all told
+    # after a MIP stopped by its time or node limit: at most this many lane-day moves (close one, or
+    # shift it a day), each a MIP with every lane-day fixed, kept when it lowers the objective (0:
+    # none), in at most `polish_seconds` all told (not applied under a node limit: see below)
     polish_moves: int = 40
     polish_seconds: float = 15.0
+    # a work limit on every MIP solve (HiGHS `mip_max_nodes`; None: none). It stops on a count, not
+    # a clock, so the plan does not depend on machine load; the ladder then runs no clock of its
+    # own either (the polish stops on its move count) and the time limits stay only as guards
+    mip_max_nodes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,9 +163,13 @@ def _opts(options: LadderOptions, *, relax: bool = False, time_limit: float | No
         relax_integers=relax,
         interface="direct" if relax else options.interface,
         allow_nonoptimal=True,
-        highs_options=options.highs_options,
+        highs_options=options.highs_options + _node_limit(options, relax),
         start="none" if relax else ("empty" if options.start == "empty" else "none"),
     )
+
+
+def _node_limit(options: LadderOptions, relax: bool) -> tuple[tuple[str, object], ...]:
+    return () if relax or options.mip_max_nodes is None else (("mip_max_nodes", int(options.mip_max_nodes)),)
 
 
 def _record(rung: Rung, clock: _Clock, report: VerificationReport, alerts: tuple[str, ...] = ()) -> SolveRecord:
@@ -418,16 +427,19 @@ def _lane_day_moves(
 def polish_lane_days(
     model: pyo.ConcreteModel, inputs: NetworkInputs, options: LadderOptions, incumbent: float
 ) -> tuple[PolishOutcome, list[SolveResult]]:
-    """Local search over the lane-days of a time-limited MIP incumbent (loaded in `model`).
+    """Local search over the lane-days of a MIP incumbent stopped by its time or node limit (loaded
+    in `model`).
 
-    A MIP stopped by its clock may hold a lane-day it would have closed or moved with more time: two
+    A MIP stopped early may hold a lane-day it would have closed or moved with more time: two
     lane-days on one lane a day apart, or a top-up of a few units. Each move closes one open
     lane-day or shifts it a day (`_lane_day_moves`) and re-solves with every lane-day binary fixed
     (the order binaries stay free: a small MIP, about a second on the twin's network), warm started
     from the current plan. A move that lowers the objective is kept and the moves are drawn
     again from the new plan; the search stops after `options.polish_moves` moves or when no move
-    helps, or when `options.polish_seconds` are spent (each move may use what is left of them). The
-    best plan found is left loaded in the model, every binary unfixed."""
+    helps, or when `options.polish_seconds` are spent (each move may use what is left of them; under
+    `options.mip_max_nodes` only the move count and each move's node limit apply, so that the plan
+    does not depend on how busy the machine is). The best plan found is left loaded in the model,
+    every binary unfixed."""
     t0 = time.perf_counter()
     sub = replace(_opts(options), mip_gap=1e-4, start="current")
     variables = list(model.component_data_objects(pyo.Var, descend_into=True))
@@ -447,7 +459,10 @@ def polish_lane_days(
             signature = tuple(sorted({**state, **change}.items()))
             if signature in tried:
                 continue
-            left = options.polish_seconds - (time.perf_counter() - t0)
+            if options.mip_max_nodes is None:
+                left = options.polish_seconds - (time.perf_counter() - t0)
+            else:  # under a work limit no clock decides the plan; the MIP's time limit stays a guard
+                left = options.time_limit_seconds
             if len(results) >= options.polish_moves or left <= 0:
                 break
             tried.add(signature)

@@ -106,6 +106,12 @@ class Solver(_Strict):
     time_limit_seconds: float = Field(60.0, gt=0)
     mip_gap: float = Field(0.01, ge=0, lt=1)
     threads: int = Field(2, ge=1)
+    mip_max_nodes: int | None = Field(
+        None,
+        ge=0,
+        description="stop the MIP after this many branch-and-bound nodes (HiGHS `mip_max_nodes`): a work "
+        "limit, so the plan is the same however busy the machine is; the time limit stays as a guard",
+    )
 
 
 class Fallback(_Strict):

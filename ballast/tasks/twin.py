@@ -20,7 +20,7 @@ from ballast.models.policy import Policy
 from ballast.models.sample import generate_network
 from ballast.models.twin.bound import BoundResult
 from ballast.models.twin.config import TwinSettings
-from ballast.models.twin.kpis import run_kpis, with_bound_ratios
+from ballast.models.twin.kpis import run_kpis, solver_stops, with_bound_ratios
 from ballast.models.twin.network import TwinNetwork
 from ballast.models.twin.scenarios import Scenario
 from ballast.models.twin.sim import Ledger, Simulator
@@ -149,6 +149,14 @@ def take_orders_task(
     return needing
 
 
+@task(name="twin: solver stops", cache_policy=NO_CACHE)
+def solver_stops_task(run_home: Path) -> dict[str, float]:
+    """How the run's live plans were solved: cycles planned, stopped by the clock, by the node limit."""
+    with open_warehouse(Settings(home=run_home).db_path) as con:
+        solves = query_frame(con, "SELECT solve FROM plans WHERE mode = 'live' ORDER BY as_of")
+    return solver_stops(json.loads(s).get("attempts", []) for s in solves.get_column("solve").to_list())
+
+
 @task(name="twin: day step", cache_policy=NO_CACHE)
 def step_task(sim: Simulator) -> None:
     sim.step()
@@ -180,8 +188,9 @@ def record_task(
     ledger: Ledger | None,
     bound: BoundResult | None,
     twin: TwinSettings,
+    extra: dict[str, float] | None = None,
 ) -> dict[str, float]:
-    """KPIs (with ratios to the bound) into the results store and one MLflow run."""
+    """KPIs (with ratios to the bound, and `extra` ones) into the results store and one MLflow run."""
     net = world.network
     if ledger is None:  # the bound itself
         assert bound is not None
@@ -198,6 +207,7 @@ def record_task(
         )
     else:
         kpis = with_bound_ratios(run_kpis(ledger, net, twin.kpis.ping_pong_days), bound.kpis if bound else None)
+        kpis |= extra or {}
         daily = daily_frame(ledger, net)
     params = params | {
         "scenario": world.scenario.name,

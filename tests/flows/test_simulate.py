@@ -55,6 +55,9 @@ def test_simulate_two_days_with_a_wms_fault_on_day_one(
         outcomes = con.execute("SELECT outcome, reason FROM cycle_runs ORDER BY as_of").fetchall()
     assert outcomes[0][0] in ("published", "unchanged")
     assert outcomes[-1][0] == "blocked" and "inventory" in outcomes[-1][1]
+    # how its solves ended is a KPI: one live plan (day 0), solved with no clock or node limit stopping it
+    assert ballast["planned_cycles"] == sum(o == "published" for o, _ in outcomes) == 1.0
+    assert ballast["clock_stopped_cycles"] == ballast["node_limited_cycles"] == 0.0
     # isolation: nothing was written to the live home outside simulations/
     assert sorted(p.name for p in ballast_home.iterdir()) == ["simulations"]
     # the simulator acted only on the outbox: replaying the released orders reproduces the run

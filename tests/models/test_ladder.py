@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import polars as pl
 import pytest
 
 from ballast.models.coordinator import SolveOptions, build_model, extract_plan, solve
+from ballast.models.engine import EngineOptions, ladder_options
 from ballast.models.ladder import LadderOptions, greedy_plan, polish_lane_days, solve_with_ladder
 from ballast.models.positions import RELEASED_ORDER_SCHEMA
 from ballast.models.verify import verify_plan
@@ -108,6 +110,32 @@ def test_polish_stops_at_its_budget(budget, tried):
     outcome, _ = polish_lane_days(model, inputs, LadderOptions(**budget), 65.0)
     assert outcome.tried == tried and outcome.kept == ()  # the first move (close the only lane-day) is worse
     assert extract_plan(model).select("ship_day", "qty").rows() == [(1, 10.0)]  # the incumbent is kept
+
+
+def test_polish_under_a_node_limit_stops_on_its_move_count_not_its_clock():
+    # `polish_seconds` 0 would allow no move (above); under a node limit no clock decides the plan
+    inputs = _one_lane_two_days()
+    model = build_model(inputs)
+    for (_a, t), y in model.lane_open.items():
+        y.fix(1.0 if t == 1 else 0.0)
+    solve(model, SolveOptions())
+    outcome, results = polish_lane_days(model, inputs, LadderOptions(polish_seconds=0.0, mip_max_nodes=1000), 65.0)
+    assert [move.split()[0] for move in outcome.kept] == ["shift"]
+    assert outcome.after == pytest.approx(25.0) and outcome.tried == len(results) >= 2
+    outcome, _ = polish_lane_days(model, inputs, LadderOptions(polish_moves=0, mip_max_nodes=1000), 25.0)
+    assert outcome.tried == 0  # the move count still applies
+
+
+def test_the_policy_node_limit_stops_the_ladder_mip():
+    options = ladder_options(policy(solver={"mip_max_nodes": 0}), EngineOptions())
+    assert options.mip_max_nodes == 0
+    # the policy's node limit alone (no clock, no HiGHS option of the test's) stops the MIP, with the
+    # seeded do-nothing plan unproven
+    options = replace(options, start="empty", highs_options=PRESOLVE_OFF + (("mip_heuristic_effort", 0.0),))
+    flows, record = solve_with_ladder(_mip_network(), options)
+    assert (record.rung, record.termination, record.objective) == ("incumbent", "kSolutionLimit", pytest.approx(50.0))
+    assert flows.is_empty()
+    assert ladder_options(policy(), EngineOptions()).mip_max_nodes is None  # off unless the policy sets it
 
 
 def test_rung_lp_rounded_after_a_forced_time_out():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import polars as pl
@@ -116,6 +117,22 @@ def run_kpis(ledger: Ledger, network: TwinNetwork, ping_pong_days: int) -> dict[
         "approval_share": ledger.orders_needing_approval / ledger.orders_submitted if ledger.orders_submitted else 0.0,
         "short_shipped_units": ledger.short_shipped_units,
         "refused_cycles": float(len(ledger.refused_cycles)),
+    }
+
+
+def solver_stops(attempts_per_plan: Iterable[Sequence[str]]) -> dict[str, float]:
+    """How many of a run's cycles had a solve stopped by the clock, and how many by the node limit.
+
+    `attempts_per_plan` holds each live plan's `solve.attempts` ("incumbent: kTimeLimit, ..."). A
+    solve stopped by its time limit gives a plan that depends on how busy the machine was, so a twin
+    figure with such cycles may not repeat on another run; one stopped by `solver.mip_max_nodes`
+    (`kSolutionLimit`) repeats.
+    """
+    plans = [list(a) for a in attempts_per_plan]
+    return {
+        "planned_cycles": float(len(plans)),
+        "clock_stopped_cycles": float(sum(any("kTimeLimit" in a for a in p) for p in plans)),
+        "node_limited_cycles": float(sum(any("kSolutionLimit" in a for a in p) for p in plans)),
     }
 
 

@@ -10,6 +10,7 @@ from ballast.models.twin.kpis import (
     ping_pongs,
     ratios_to_bound_of_seed,
     run_kpis,
+    solver_stops,
     transport_for_after_run,
     with_bound_ratios,
 )
@@ -118,6 +119,17 @@ def test_transport_for_after_run_takes_the_last_arrivals_first() -> None:
     assert units == pytest.approx(10 + 2 + 3)
     assert cost == pytest.approx(10 * 2.0 + 2 * 0.5 + 3 * 1.0)
     assert transport_for_after_run([], end) == (0.0, 0.0)
+
+
+def test_solver_stops_count_cycles_stopped_by_the_clock_and_by_the_node_limit() -> None:
+    attempts = [
+        ["mip: kOptimal, verified"],
+        ["incumbent: kTimeLimit, polish: none of 12 lane-day moves lowered the objective (9.1 s), verified"],
+        ["mip: kOptimal, verified", "incumbent: kSolutionLimit, verified"],  # two SKU groups
+        ["mip: feasible (kTimeLimit)", "lp_rounded: verified"],
+        [],  # a plan with no SKU to solve
+    ]
+    assert solver_stops(attempts) == {"planned_cycles": 5.0, "clock_stopped_cycles": 2.0, "node_limited_cycles": 1.0}
 
 
 def test_kpis_and_ratios(world_steady) -> None:  # noqa: ANN001
