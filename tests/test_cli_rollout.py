@@ -37,7 +37,7 @@ def _refused(args: list[str]) -> str:
 
 
 def test_promote_and_rollback_switch_the_policy_in_force_with_audit_entries(ballast_home):
-    assert "2026.11.2" in _ok(["champion"]) and "nothing promoted yet" in _ok(["champion"])
+    assert "2026.12.1" in _ok(["champion"]) and "nothing promoted yet" in _ok(["champion"])
     assert "no challenger to promote" in _refused(["promote", "--by", "ana.planner", "--reason", "x"])
 
     path = _challenger_file(ballast_home)
@@ -54,8 +54,8 @@ def test_promote_and_rollback_switch_the_policy_in_force_with_audit_entries(ball
     assert "no challenger registered" in _ok(["challenger", "show"])
 
     assert "does not hold the planner role" in _refused(["rollback", "--by", "mallory", "--reason", "x"])
-    assert "rolled back policy to 2026.11.2" in _ok(["rollback", "--by", "ben.planner", "--reason", "fill rate fell"])
-    assert "policy in force: 2026.11.2" in _ok(["champion"])
+    assert "rolled back policy to 2026.12.1" in _ok(["rollback", "--by", "ben.planner", "--reason", "fill rate fell"])
+    assert "policy in force: 2026.12.1" in _ok(["champion"])
     assert "no earlier policy champion" in _refused(["rollback", "--by", "ben.planner", "--reason", "again"])
 
     with open_warehouse(Settings().db_path, read_only=True) as con:

@@ -71,7 +71,7 @@ def test_cycle_publishes_a_plan_with_lineage_and_a_rerun_creates_nothing(prefect
     run = mlflow.get_run(first.mlflow_run_id)
     assert run.data.tags["plan_id"] == first.plan_id
     assert {"inventory", "demand", "lanes", "sites", "items"} <= {d.dataset.name for d in run.inputs.dataset_inputs}
-    assert run.data.params["policy_version"] == "2026.11.2"
+    assert run.data.params["policy_version"] == "2026.12.1"
     assert 0.0 <= run.data.metrics["expected_fill_rate"] <= 1.0
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(first.mlflow_run_id)}
     assert {"plan", "policy", "report"} <= artifacts
