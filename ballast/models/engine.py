@@ -57,8 +57,9 @@ class EngineOptions:
     fallback_time_limit_seconds: float | None = None
     highs_options: tuple[tuple[str, object], ...] = ()
     ladder: tuple[str, ...] | None = None  # None: policy.fallback.ladder
-    # models above this many columns skip the (time-limited, so not repeatable) MIP and take the
-    # deterministic LP-rounded rung: slope scaling, rounding, LP repair. None: always try the MIP.
+    # models above this many columns skip the MIP (time-limited, so not repeatable unless the policy
+    # sets `solver.mip_max_nodes`) and take the deterministic LP-rounded rung: slope scaling,
+    # rounding, LP repair. None: always try the MIP.
     mip_max_columns: int | None = 20_000
     slope_scaling_rounds: int = 30
     # lane-day moves tried on a MIP incumbent stopped by its time limit (`ladder.polish_lane_days`)
