@@ -77,7 +77,7 @@ def _decide(command: str, by: str, *extra: str):
         ("mallory", "does not hold the planner role"),
         ("Ana.Planner", "does not hold the planner role"),  # names match exactly, not case-folded
         ("ana.planner ", "does not hold the planner role"),
-        ("policy-office", "wrote policy 2026.11.2 and may not approve"),  # the maker is a planner too
+        ("policy-office", "wrote policy 2026.12.1 and may not approve"),  # the maker is a planner too
     ],
 )
 @pytest.mark.parametrize("command", ["approve", "reject"])
