@@ -38,6 +38,8 @@ class CycleParams(BaseModel):
     as_of: datetime | None = None  # default: now
     ingest: bool = True  # take new inbox files first
     refit_forecasts: bool = False  # refit even if the latest forecasts are fresh enough
+    # a due refit is put off for a day when the last one overran the forecast budget (False: never; the twin)
+    defer_slow_refits: bool = True
     mode: Literal["live", "shadow"] = "live"
     policy: Path | None = None  # another policy file (shadow runs a challenger)
     home: Path | None = None  # another BALLAST_HOME (a simulation's own warehouse, inbox, outbox, MLflow store)
@@ -83,7 +85,9 @@ def planning_cycle(params: CycleParams | None = None) -> PublishOutcome:
         # the previous plan is an input only where the policy prices changes from it
         inputs = read_inputs_task(settings, as_of, params.mode, policy.release_now_cost_on == "changes")
         lap("read_inputs")
-        bundle = forecast_task(settings, policy, inputs, as_of, params.refit_forecasts, budgets.forecast)
+        bundle = forecast_task(
+            settings, policy, inputs, as_of, params.refit_forecasts, budgets.forecast, params.defer_slow_refits
+        )
         lap("forecast")
         degraded.extend(bundle.notes)
         plan_id, exists = plan_identity_task(

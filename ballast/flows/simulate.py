@@ -144,7 +144,10 @@ def simulate(params: SimulateParams) -> dict:
                     as_of = as_of_of(twin, day)
                     land_day_task(sim, world, run_home, as_of)
                     try:
-                        planning_cycle(CycleParams(as_of=as_of, home=run_home, policy=policy_path))
+                        # no refit put off for its wall time: the plans must not depend on machine load
+                        planning_cycle(
+                            CycleParams(as_of=as_of, home=run_home, policy=policy_path, defer_slow_refits=False)
+                        )
                     except CycleBlocked as exc:
                         logger.warning(
                             "day %d (%s): the cycle refused to plan: %s", day, as_of, str(exc).splitlines()[0]
