@@ -111,7 +111,8 @@ def forecast_task(
     one slow refit on a busy machine left every later cycle on the same run until its forecasts
     ran out and the plans stopped replenishing (the twin, steady, 42 days: 1,699 lost units).
     `defer_slow_refits` False refits whenever one is due, however long the last took: the twin's
-    days have no wall clock, and a skip decided by how busy the machine was made its runs unrepeatable.
+    days have no wall clock, and there the skip let machine load pick a plan's forecasts (five steady
+    runs side by side on 2 cores planned 2 of their cycles each on cached runs; three, none).
     On a Dask task runner the refit fans its partitions out as mapped tasks (at least one per
     worker thread), so they run on the cluster; otherwise it fits them here, one after another.
     """
