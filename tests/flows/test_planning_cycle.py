@@ -143,6 +143,7 @@ def _run_cycle_process(home: Path, crash_at: str | None) -> tuple[int, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BALLAST_CRASH")}
     env["BALLAST_HOME"] = str(home)
     env["PREFECT_HOME"] = str(home / ".prefect")  # its own ephemeral API database, as a user's would be
+    env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "300"  # a busy 2-core CI machine
     if crash_at:
         env["BALLAST_CRASH_AT"] = crash_at
     log = home / f"cycle-{crash_at or 'rerun'}.log"
